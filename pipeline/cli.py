@@ -1,0 +1,93 @@
+"""``python -m pipeline <stage>`` / ``boorugan <stage>``: thin wrappers over the stage functions.
+
+Nothing heavy is imported before a command runs, so ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Callable
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+    p.add_argument("-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a param for this run, e.g. -S train.models.dcgan.lr=1e-4 (repeatable)")
+
+
+def _scrape(args, params) -> None:
+    from pipeline.scrape import run_scrape
+
+    print(f"scrape: {run_scrape(params).summary()}")
+
+
+def _crop(args, params) -> None:
+    from pipeline.crop import run_crop
+
+    print(f"crop: {run_crop(params).summary()}")
+
+
+def _train(args, params) -> None:
+    from pipeline.train import run_train
+
+    summary = run_train(params, args.model)
+    print(f"train@{args.model}: {summary['steps']} steps, {summary['images_per_second']} images/s on {summary['device']}")
+
+
+def _evaluate(args, params) -> None:
+    from pipeline.evaluate import run_evaluate
+
+    metrics = run_evaluate(params, args.model)
+    print(f"evaluate@{args.model}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+
+
+def _report(args, params) -> None:
+    from pipeline.report import run_report
+
+    print(f"report: {run_report(params)}")
+
+
+def _flow(args, params) -> None:
+    from flows.pipeline import pipeline_flow
+
+    pipeline_flow(params_path=args.params, overrides=list(args.overrides))
+
+
+COMMANDS: dict[str, tuple[str, Callable, bool]] = {
+    "scrape": ("import raw images into data/raw with a manifest", _scrape, False),
+    "crop": ("crop faces from data/raw into data/faces", _crop, False),
+    "train": ("train one model of train.models on data/faces", _train, True),
+    "evaluate": ("score one trained model against the real faces", _evaluate, True),
+    "report": ("write reports/report.md comparing the enabled models", _report, False),
+    "flow": ("run every stage in order as one Prefect flow", _flow, False),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="boorugan", description="Danbooru faces to GANs: the pipeline's stages.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="<stage>")
+    for name, (help_text, _, takes_model) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if takes_model:
+            p.add_argument("model", help="a key of train.models in params.yaml")
+        _common(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from pipeline.errors import StageError
+    from pipeline.params import ParamsError, load_params
+
+    try:
+        params = load_params(args.params, args.overrides)
+        if getattr(args, "model", None) is not None:
+            params.model(args.model)
+        COMMANDS[args.command][1](args, params)
+    except (ParamsError, StageError, FileNotFoundError) as e:
+        print(f"boorugan {args.command}: error: {e}", file=sys.stderr)
+        return 2 if isinstance(e, ParamsError) else 1
+    return 0

@@ -1,0 +1,56 @@
+"""Stage ``evaluate@<model>``: generated faces against real ones, in feature spaces that work offline.
+
+Writes ``metrics/<model>.json`` (a DVC metric), logs an ``evaluate`` MLflow run and adds the same
+numbers to the model's training run so runs compare side by side.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pipeline.params import Params
+
+
+def evaluate_generator(params: Params, name: str) -> dict[str, Any]:
+    """Metrics of the trained ``name`` (no tracking, no files): the pure part of the stage."""
+    import torch
+
+    from pipeline.datasets import load_faces
+    from pipeline.images import to_uint8
+    from pipeline.metrics import EvalContext, compute
+    from pipeline.trainer import generate, load_generator, resolve_device
+
+    cfg = params.evaluate
+    device = resolve_device(params.train.device)
+    real = load_faces(params.paths.faces)
+    ckpt = Path(params.paths.runs) / name / "checkpoint.pt"
+    if not ckpt.exists():
+        raise FileNotFoundError(f"{ckpt} does not exist; train the model first (python -m pipeline train {name})")
+    G, meta = load_generator(ckpt, device)
+    z = torch.randn(cfg.num_samples, G.nz, generator=torch.Generator(device=device).manual_seed(cfg.seed), device=device)
+    fake = to_uint8(generate(G, z, cfg.batch_size))
+    ctx = EvalContext(real.images, fake, real.digest, cfg, str(device))
+    metrics = compute(cfg.metrics, ctx)
+    metrics.update(num_real=len(real.images), num_fake=len(fake))
+    return metrics
+
+
+def run_evaluate(params: Params, name: str) -> dict[str, Any]:
+    from pipeline.atomic import write_json
+    from pipeline.tracking import log_into_run, stage_run
+
+    train_info = json.loads((Path(params.paths.runs) / name / "train.json").read_text())
+    tags = {"model": name, "data_hash": train_info.get("data_hash", "")}
+    if train_info.get("mlflow_run_id"):
+        tags["train_run_id"] = train_info["mlflow_run_id"]
+    with stage_run("evaluate", params, {"model": name, **params.evaluate.model_dump()}, tags, run_name=f"evaluate@{name}") as mlflow:
+        metrics = evaluate_generator(params, name)
+        metrics["train_steps"] = train_info["steps"]
+        write_json(Path(params.paths.metrics) / f"{name}.json", metrics)
+        if mlflow:
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+            if train_info.get("mlflow_run_id"):
+                log_into_run(params, train_info["mlflow_run_id"], {f"eval_{k}": float(v) for k, v in metrics.items()})
+    return metrics

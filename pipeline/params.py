@@ -1,0 +1,256 @@
+"""Typed, validated view of ``params.yaml``.
+
+Every knob of every stage lives here as a pydantic field, so a typo or a bad value stops the run
+before any work with a message that names the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "gif", "bmp")
+
+
+class ParamsError(ValueError):
+    """A params file or override that cannot be used; the message says what to fix."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PathsParams(Strict):
+    """Where stages read and write, relative to the repository root."""
+
+    raw: str = "data/raw"
+    faces: str = "data/faces"
+    runs: str = "runs"
+    metrics: str = "metrics"
+    reports: str = "reports"
+
+
+class ToySource(Strict):
+    count: int = Field(512, ge=1, le=1_000_000)
+    size: int = Field(64, ge=16, le=1024)
+    seed: int = 0
+
+
+class ScrapeParams(Strict):
+    source: Literal["folder", "toy"] = "toy"
+    folder: str | None = None
+    extensions: list[str] = Field(default_factory=lambda: ["jpg", "jpeg", "png", "webp", "gif"])
+    max_pixels: int = Field(89_478_485, ge=1, description="decompression-bomb limit (Pillow's default)")
+    toy: ToySource = Field(default_factory=ToySource)
+
+    @field_validator("extensions")
+    @classmethod
+    def _known_extensions(cls, v: list[str]) -> list[str]:
+        v = [e.lower().lstrip(".") for e in v]
+        bad = [e for e in v if e not in IMAGE_EXTENSIONS]
+        if bad:
+            raise ValueError(f"unknown extension(s) {bad}; allowed: {list(IMAGE_EXTENSIONS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _folder_needed(self) -> "ScrapeParams":
+        if self.source == "folder" and not self.folder:
+            raise ValueError("scrape.source is 'folder' but scrape.folder is not set; "
+                             "set it to a directory of images, e.g. -S scrape.folder=path/to/images")
+        return self
+
+
+class CropParams(Strict):
+    detector: Literal["animeface", "none"] = "animeface"
+    size: int = Field(64, ge=8, le=1024)
+    margin: float = Field(1.5, ge=1.0, le=4.0)
+    min_score: float = Field(0.5, ge=0.0, le=1.0)
+    min_face: int = Field(24, ge=1)
+    detect_max_side: int = Field(512, ge=64, description="detect on a copy no larger than this")
+    max_faces: int = Field(8, ge=1)
+
+
+class FeatureNetParams(Strict):
+    """Self-supervised (rotation prediction) feature network for the offline Fréchet distance."""
+
+    epochs: int = Field(10, ge=1)
+    max_images: int = Field(5000, ge=8)
+    batch_size: int = Field(128, ge=2)
+    lr: float = Field(1e-3, gt=0)
+    width: int = Field(64, ge=4, description="channels of the first conv; features are 8x this")
+    seed: int = 0
+
+
+class EvaluateParams(Strict):
+    metrics: list[str] = Field(default_factory=lambda: ["ssl_fd"], description="names from pipeline.metrics")
+    num_samples: int = Field(5000, ge=2, description="generated faces compared with the real set")
+    batch_size: int = Field(256, ge=1)
+    seed: int = 0
+    use_ema: bool = True
+    feature_net: FeatureNetParams = Field(default_factory=FeatureNetParams)
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, v: list[str]) -> list[str]:
+        from pipeline.metrics import METRICS
+
+        unknown = [m for m in v if m not in METRICS]
+        if unknown:
+            raise ValueError(f"unknown metric(s) {unknown}; known: {sorted(METRICS)}")
+        return v
+
+
+class ReportParams(Strict):
+    title: str = "boorugan: model comparison"
+
+
+class TrackingParams(Strict):
+    enabled: bool = True
+    experiment: str = "boorugan"
+    tracking_uri: str | None = Field(None, description="default sqlite:///<repo>/mlflow.db; env MLFLOW_TRACKING_URI wins")
+
+
+class ModelSpec(Strict):
+    """One named entry of ``train.models``: an architecture plus how to train it."""
+
+    arch: str
+    epochs: int = Field(5, ge=0)
+    steps: int | None = Field(None, ge=1, description="stop after this many steps (overrides epochs)")
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(2e-4, gt=0)
+    beta1: float = Field(0.5, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    log_every: int = Field(10, ge=1)
+    net: dict[str, Any] = Field(default_factory=dict, description="architecture params, see models/")
+
+    @field_validator("net")
+    @classmethod
+    def _net_fits_arch(cls, net: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        from models.registry import validate_net
+
+        if "arch" not in info.data:  # arch itself failed; that error is reported
+            return net
+        return validate_net(info.data["arch"], net)
+
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, arch: str) -> str:
+        from models.registry import ARCHS
+
+        if arch not in ARCHS:
+            raise ValueError(f"unknown arch {arch!r}; known: {sorted(ARCHS)}")
+        return arch
+
+
+class TrainParams(Strict):
+    enabled: list[str] = Field(default_factory=lambda: ["dcgan"])
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = 0
+    num_threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's)")
+    models: dict[str, ModelSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _enabled_exist(self) -> "TrainParams":
+        missing = [m for m in self.enabled if m not in self.models]
+        if missing:
+            raise ValueError(f"train.enabled names {missing}, which are not in train.models "
+                             f"(defined: {sorted(self.models)})")
+        return self
+
+
+class Params(Strict):
+    paths: PathsParams = Field(default_factory=PathsParams)
+    scrape: ScrapeParams = Field(default_factory=ScrapeParams)
+    crop: CropParams = Field(default_factory=CropParams)
+    train: TrainParams = Field(default_factory=TrainParams)
+    evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
+    report: ReportParams = Field(default_factory=ReportParams)
+    tracking: TrackingParams = Field(default_factory=TrackingParams)
+
+    def model(self, name: str) -> ModelSpec:
+        try:
+            return self.train.models[name]
+        except KeyError:
+            raise ParamsError(f"no model {name!r} in train.models; defined: {sorted(self.train.models)}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# loading and overrides
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b.c=value`` -> (["a", "b", "c"], value), the value parsed as YAML (so 3, 1e-3, true, [a, b])."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ParamsError(f"override {text!r} is not of the form key.sub=value")
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    return key.strip().split("."), value
+
+
+def apply_override(tree: dict, keys: list[str], value: Any) -> None:
+    node = tree
+    for i, k in enumerate(keys[:-1]):
+        nxt = node.get(k)
+        if nxt is None:
+            nxt = node[k] = {}
+        if not isinstance(nxt, dict):
+            raise ParamsError(f"cannot set {'.'.join(keys)}: {'.'.join(keys[:i + 1])} is {nxt!r}, not a mapping")
+        node = nxt
+    node[keys[-1]] = value
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names allowed at the location of an error, for 'did you mean' messages."""
+    cls: Any = model
+    for part in loc[:-1]:
+        fields = getattr(cls, "model_fields", None)
+        if not fields or part not in fields:
+            return []
+        ann = fields[part].annotation
+        cls = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+        if cls is None:
+            return []
+    return sorted(getattr(cls, "model_fields", {}))
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid params in {source}:"]
+    for e in err.errors():
+        loc = tuple(str(p) for p in e["loc"])
+        key = ".".join(loc) or "<root>"
+        if e["type"] == "extra_forbidden":
+            allowed = _allowed_keys(Params, loc)
+            hint = difflib.get_close_matches(loc[-1], allowed, n=1)
+            msg = f"unknown key {key!r}"
+            if hint:
+                msg += f" (did you mean {'.'.join(loc[:-1] + (hint[0],))!r}?)"
+            if allowed:
+                msg += f"; allowed here: {', '.join(allowed)}"
+        else:
+            msg = f"{key} = {e.get('input')!r}: {e['msg']}"
+        lines.append(f"  - {msg}")
+    return "\n".join(lines)
+
+
+def load_params(path: str | Path = "params.yaml", overrides: list[str] | tuple[str, ...] = ()) -> Params:
+    """Read, override (``-S`` style) and validate; raise ParamsError with a readable message."""
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"params file {path} does not exist (run from the repository root, or pass --params)")
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(tree, dict):
+        raise ParamsError(f"{path} must hold a mapping of sections (scrape:, crop:, ...), got {type(tree).__name__}")
+    for text in overrides:
+        keys, value = parse_override(text)
+        apply_override(tree, keys, value)
+    try:
+        return Params.model_validate(tree)
+    except ValidationError as e:
+        raise ParamsError(format_validation_error(e, str(path) + (" with overrides " + " ".join(overrides) if overrides else ""))) from None

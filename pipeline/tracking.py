@@ -1,0 +1,120 @@
+"""MLflow for every stage run: one run per stage, tagged so runs of one pipeline run group together.
+
+mlflow is imported only here and only when a run starts (2.4 s), never by the trainer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Iterator
+
+from pipeline.params import Params
+
+PIPELINE_RUN_ENV = "BOORUGAN_PIPELINE_RUN"
+
+
+def repo_root(start: Path | None = None) -> Path:
+    """The project directory; inside a DVC experiment's temporary copy, the real one above it,
+    so `dvc exp run` logs to the same store as `dvc repro`."""
+    here = (start or Path.cwd()).resolve()
+    parts = here.parts
+    for i in range(len(parts) - 2):
+        if parts[i:i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return here
+
+
+def tracking_uri(params: Params, root: Path) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.tracking_uri or f"sqlite:///{root / 'mlflow.db'}"
+
+
+def git_commit(root: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            flat.update(flatten(v, key + "."))
+        else:
+            flat[key] = v
+    return flat
+
+
+def _experiment_id(mlflow, name: str, root: Path) -> str:
+    exp = mlflow.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    try:
+        return mlflow.create_experiment(name, artifact_location=(root / "mlruns").as_uri())
+    except Exception:  # noqa: BLE001 - another stage process created it first
+        exp = mlflow.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+@contextlib.contextmanager
+def stage_run(stage: str, params: Params, logged: dict[str, Any], tags: dict[str, str] | None = None,
+              run_name: str | None = None) -> Iterator[Any]:
+    """An MLflow run for one stage (yields the ``mlflow`` module, or None when tracking is off)."""
+    if not params.tracking.enabled:
+        yield None
+        return
+    import mlflow
+
+    root = repo_root()
+    mlflow.set_tracking_uri(tracking_uri(params, root))
+    exp_id = _experiment_id(mlflow, params.tracking.experiment, root)
+    all_tags = {"stage": stage, **(tags or {})}
+    if commit := git_commit(root):
+        all_tags["git_commit"] = commit
+    if pipeline_run := os.environ.get(PIPELINE_RUN_ENV):
+        all_tags["pipeline_run"] = pipeline_run
+    with mlflow.start_run(experiment_id=exp_id, run_name=run_name or stage, tags=all_tags):
+        flat = flatten(logged)
+        items = list(flat.items())
+        for i in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
+            mlflow.log_params(dict(items[i:i + 100]))
+        yield mlflow
+
+
+def log_into_run(params: Params, run_id: str, metrics: dict[str, float]) -> None:
+    """Add metrics to an existing run (evaluate -> the model's training run, for side-by-side views)."""
+    if not params.tracking.enabled:
+        return
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri(params, repo_root()))
+    for k, v in metrics.items():
+        client.log_metric(run_id, k, v)
+
+
+class MLflowCallback:
+    """Trainer callback: losses over steps, a sample grid per epoch, the final checkpoint."""
+
+    def __init__(self, mlflow):
+        self.mlflow = mlflow
+
+    def on_log(self, step: int, stats: dict[str, float]) -> None:
+        self.mlflow.log_metrics(stats, step=step)
+
+    def on_epoch_end(self, epoch: int, step: int, grid_path: Path) -> None:
+        from PIL import Image
+
+        with Image.open(grid_path) as im:
+            self.mlflow.log_image(im.copy(), key="samples", step=step)
+        self.mlflow.log_artifact(str(grid_path), artifact_path="samples")
+
+    def on_end(self, summary: dict[str, Any], checkpoint: Path) -> None:
+        self.mlflow.log_metrics({k: float(v) for k, v in summary.items() if isinstance(v, (int, float))})
+        self.mlflow.log_artifact(str(checkpoint), artifact_path="checkpoint")

@@ -1,0 +1,39 @@
+"""Stage ``train@<model>``: train one entry of ``train.models`` on the cropped faces.
+
+Writes ``runs/<model>/`` (checkpoint.pt, samples/epoch_NNN.png, losses.csv, losses.png, train.json)
+and one MLflow run with the params, the losses over steps and the sample grids.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pipeline.params import Params
+
+
+def run_train(params: Params, name: str) -> dict[str, Any]:
+    from pipeline.atomic import write_json
+    from pipeline.datasets import load_faces
+    from pipeline.plots import plot_losses
+    from pipeline.tracking import MLflowCallback, stage_run
+    from pipeline.trainer import train
+
+    spec = params.model(name)
+    faces = load_faces(params.paths.faces)
+    out = Path(params.paths.runs) / name
+    if params.train.num_threads:
+        import torch
+        torch.set_num_threads(params.train.num_threads)
+    logged = {"model": name, "seed": params.train.seed, "device": params.train.device, **spec.model_dump()}
+    tags = {"model": name, "arch": spec.arch, "data_hash": faces.digest}
+    with stage_run("train", params, logged, tags, run_name=f"train@{name}") as mlflow:
+        callbacks = (MLflowCallback(mlflow),) if mlflow else ()
+        summary = train(faces.images, spec, out, seed=params.train.seed, device=params.train.device, callbacks=callbacks)
+        plot_losses(out / "losses.csv", out / "losses.png", title=name)
+        summary.update(model=name, data_hash=faces.digest,
+                       mlflow_run_id=mlflow.active_run().info.run_id if mlflow else None)
+        if mlflow:
+            mlflow.log_artifact(str(out / "losses.png"))
+        write_json(out / "train.json", summary)
+    return summary
