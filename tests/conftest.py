@@ -1,0 +1,53 @@
+"""Test fixtures. The whole suite runs offline on 2 CPU cores: tiny data, few steps, one MLflow
+store and one Prefect harness per session (each costs seconds to create)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+_SESSION_TMP = Path(tempfile.mkdtemp(prefix="boorugan-tests-"))
+# Before anything imports mlflow/prefect: every test logs to a throwaway store, never the repo's.
+os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_SESSION_TMP / 'mlflow.db'}"
+os.environ["BOORUGAN_CACHE"] = str(_SESSION_TMP / "cache")
+os.environ["PREFECT_HOME"] = str(_SESSION_TMP / "prefect")
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+os.environ["MPLBACKEND"] = "Agg"
+os.environ.pop("BOORUGAN_PIPELINE_RUN", None)
+
+
+def tiny_overrides(root: Path) -> list[str]:
+    """-S overrides that make every stage take seconds: few small toy faces, few steps."""
+    return [f"paths.raw={root}/data/raw", f"paths.faces={root}/data/faces", f"paths.runs={root}/runs",
+            f"paths.metrics={root}/metrics", f"paths.reports={root}/reports",
+            "scrape.toy.count=48", "scrape.toy.size=32", "crop.size=32",
+            "train.device=cpu", "train.models.dcgan.steps=4", "train.models.dcgan.batch_size=16",
+            "train.models.dcgan.log_every=2", "train.models.dcgan.net.ngf=8", "train.models.dcgan.net.ndf=8",
+            "train.models.dcgan.net.nz=16",
+            "evaluate.num_samples=32", "evaluate.feature_net.epochs=1", "evaluate.feature_net.width=8"]
+
+
+@pytest.fixture
+def tiny_params(tmp_path):
+    from pipeline.params import load_params
+
+    return load_params(ROOT / "params.yaml", tiny_overrides(tmp_path))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is absent (internal test data; a fresh clone elsewhere has none)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def session_tmp() -> Path:
+    return _SESSION_TMP
