@@ -65,13 +65,25 @@ class ScrapeParams(Strict):
 
 
 class CropParams(Strict):
-    detector: Literal["animeface", "none"] = "animeface"
-    size: int = Field(64, ge=8, le=1024)
-    margin: float = Field(1.5, ge=1.0, le=4.0)
+    """How faces are found and cut; see pipeline/crop.py and pipeline/facecrop.py."""
+
+    detector: Literal["animeface", "lbpcascade", "none"] = "animeface"
+    size: int = Field(64, ge=8, le=1024, description="output side in px (64 default; 128, 256 for bigger GANs)")
+    margin: float = Field(1.5, ge=1.0, le=4.0, description="square side = margin x the longer box side")
     min_score: float = Field(0.5, ge=0.0, le=1.0)
-    min_face: int = Field(24, ge=1)
-    detect_max_side: int = Field(512, ge=64, description="detect on a copy no larger than this")
+    min_face: int = Field(24, ge=1, description="px in the source image; smaller faces are dropped")
+    detect_max_side: int | None = Field(512, ge=64, description="detect on a copy no larger than this (null: full size)")
     max_faces: int = Field(8, ge=1)
+    border: Literal["shift", "pad_reflect", "pad_constant", "drop"] = "shift"
+    pad_value: int = Field(0, ge=0, le=255, description="grey level of pad_constant")
+    format: Literal["png", "webp", "jpg"] = Field("png", description="png and webp are lossless")
+    jpg_quality: int = Field(95, ge=1, le=100)
+    workers: int = Field(0, ge=0, description="parallel processes; 0 = all cores")
+    cascade_file: str | None = Field(None, description="a local lbpcascade_animeface.xml instead of the download")
+    cascade_url: str = ("https://raw.githubusercontent.com/nagadomi/lbpcascade_animeface/"
+                        "4433ab1ae1166ea75acfe99eb0f18709dac329a0/lbpcascade_animeface.xml")
+    cascade_sha256: str = Field("9376d30ac38db6bda2a68b88b3b76bbd7e6aa33af47f7f5c76bc88ca75f1ce30",
+                                pattern=r"^[0-9a-f]{64}$")
 
 
 class FeatureNetParams(Strict):
