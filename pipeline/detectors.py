@@ -77,8 +77,12 @@ def lbpcascade_detector(xml: str | Path, scale_factor: float = 1.1, min_neighbor
 
     from pipeline.errors import StageError
 
-    cascade = cv2.CascadeClassifier(str(xml))
-    if cascade.empty():
+    try:
+        cascade = cv2.CascadeClassifier(str(xml))
+        ok = not cascade.empty()
+    except (cv2.error, SystemError):  # OpenCV raises on malformed XML, returns empty on a wrong one
+        ok = False
+    if not ok:
         raise StageError(f"OpenCV could not load a cascade from {xml}; is it lbpcascade_animeface.xml?")
 
     def detect(image) -> list[Box]:

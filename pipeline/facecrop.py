@@ -6,6 +6,7 @@ box, centred on it, so hair and chin fit and every face sits at the same place a
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 
@@ -25,11 +26,16 @@ class Square:
         return self.left >= 0 and self.top >= 0 and self.left + self.side <= width and self.top + self.side <= height
 
 
+def _round(v: float) -> int:
+    """Half up, not Python's half-to-even: the same box always lands on the same pixel grid."""
+    return math.floor(v + 0.5)
+
+
 def square_around(box: Box, margin: float) -> Square:
     """The square of side ``margin * max(w, h)`` centred on the box centre."""
-    side = max(1, round(max(box.w, box.h) * margin))
+    side = max(1, _round(max(box.w, box.h) * margin))
     cx, cy = box.x + box.w / 2, box.y + box.h / 2
-    return Square(round(cx - side / 2), round(cy - side / 2), side)
+    return Square(_round(cx - side / 2), _round(cy - side / 2), side)
 
 
 def shift_inside(sq: Square, width: int, height: int) -> Square:

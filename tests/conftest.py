@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# ../shared/data from the project root; a git worktree elsewhere points BOORUGAN_SHARED_DATA at it
+SHARED_DATA = Path(os.environ.get("BOORUGAN_SHARED_DATA") or ROOT.parent / "shared" / "data")
 
 _SESSION_TMP = Path(tempfile.mkdtemp(prefix="boorugan-tests-"))
 # Before anything imports mlflow/prefect: every test logs to a throwaway store, never the repo's.
