@@ -40,8 +40,9 @@ def _sixteen_bit_to_rgb(im):
     from PIL import Image
 
     a = np.asarray(im).astype(np.float64)
-    scale = 255.0 / 65535.0 if a.max(initial=0) > 255 else 1.0
-    return Image.fromarray(np.clip(a * scale + 0.5, 0, 255).astype(np.uint8), "L").convert("RGB")
+    # I;16 is 16 bits by definition; 32-bit I is ambiguous, so only rescale values beyond 8 bits
+    scale = 255.0 / 65535.0 if im.mode.startswith("I;16") or a.max(initial=0) > 255 else 1.0
+    return Image.fromarray(np.clip(a * scale + 0.5, 0, 255).astype(np.uint8)).convert("RGB")
 
 
 def to_rgb(im, background: tuple[int, int, int] = (255, 255, 255)) -> Loaded:
