@@ -39,9 +39,11 @@ def square_around(box: Box, margin: float) -> Square:
 
 
 def shift_inside(sq: Square, width: int, height: int) -> Square:
-    """Move the square inside the image; shrink it only when the image is smaller than the square."""
+    """Move the square inside the image; when the image is smaller than the square, shrink it about
+    the same centre first (so the face stays as central as the image allows)."""
     side = min(sq.side, width, height)
-    return Square(min(max(sq.left, 0), width - side), min(max(sq.top, 0), height - side), side)
+    left, top = sq.left + _round((sq.side - side) / 2), sq.top + _round((sq.side - side) / 2)
+    return Square(min(max(left, 0), width - side), min(max(top, 0), height - side), side)
 
 
 def select_boxes(boxes: list[Box], params: CropParams, width: int, height: int) -> tuple[list[tuple[Box, Square]], Counter]:

@@ -22,6 +22,7 @@ def test_shift_moves_the_square_inside_and_shrinks_only_when_the_image_is_smalle
     assert shift_inside(Square(180, 70, 50), 200, 100) == Square(150, 50, 50)
     assert shift_inside(Square(20, 20, 50), 200, 100) == Square(20, 20, 50)
     assert shift_inside(Square(-30, -30, 150), 200, 100) == Square(0, 0, 100)
+    assert shift_inside(Square(25, -25, 150), 200, 100) == Square(50, 0, 100)  # shrunk about its centre
 
 
 def gradient_image(w=120, h=80) -> Image.Image:
