@@ -23,12 +23,13 @@ from pipeline.params import CropParams
 
 log = logging.getLogger(__name__)
 INDEX = "index.parquet"
+DUPLICATES = "duplicates.parquet"
 SOURCES = "sources.parquet"
 # Bump when the code changes what one config produces, so old faces are redone, not trusted.
 CROP_VERSION = 2
 FACE_FILE = re.compile(r"^[0-9a-f]{16}_\d+\.(png|webp|jpg)$")
 INDEX_COLUMNS = ["face_id", "source_id", "md5", "x", "y", "w", "h", "score", "detector", "size", "path",
-                 "crop_left", "crop_top", "crop_side", "border"]
+                 "crop_left", "crop_top", "crop_side", "border", "dhash"]
 SOURCE_COLUMNS = ["md5", "source_id", "status", "faces", "config"]
 
 
@@ -39,13 +40,14 @@ class CropResult:
     removed: int = 0     # sources gone from the manifest whose faces were deleted
     faces: int = 0       # faces in the index after the run
     new_faces: int = 0
+    duplicates: int = 0  # faces left out of the index as near-duplicates of a better one
     skipped: Counter = field(default_factory=Counter)    # images, by reason (no_face, truncated, ...)
     converted: Counter = field(default_factory=Counter)  # images read after a conversion (cmyk, alpha, ...)
     dropped: Counter = field(default_factory=Counter)    # detected faces not cropped, by reason
 
     def summary(self) -> dict[str, int]:
         out = {"images": self.images, "reused": self.reused, "removed": self.removed,
-               "faces": self.faces, "new_faces": self.new_faces}
+               "faces": self.faces, "new_faces": self.new_faces, "duplicates": self.duplicates}
         for prefix, counts in (("skipped", self.skipped), ("converted", self.converted), ("dropped", self.dropped)):
             out.update({f"{prefix}_{k}": v for k, v in sorted(counts.items())})
         return out
@@ -71,8 +73,9 @@ def effective(params: CropParams) -> CropParams:
 
 
 def config_digest(params: CropParams) -> str:
-    """Identifies everything that decides the output (not ``workers``): a change redoes all images."""
-    blob = json.dumps({"v": CROP_VERSION, **params.model_dump(exclude={"workers"})}, sort_keys=True)
+    """Identifies everything that decides each image's faces: a change redoes all images. Not
+    ``workers``, nor ``dedupe_distance`` (deduplication reruns over all faces every time)."""
+    blob = json.dumps({"v": CROP_VERSION, **params.model_dump(exclude={"workers", "dedupe_distance"})}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -95,6 +98,7 @@ def save_face(face, path: Path, params: CropParams) -> None:
 
 def process_source(md5: str, source_id: str, path: Path, detect, params: CropParams, out: Path) -> Outcome:
     """Read one raw image, detect, crop and save its faces. Never raises for a bad image."""
+    from pipeline.dedupe import dhash
     from pipeline.facecrop import cut, resize, select_boxes
     from pipeline.rawimage import BadImage, load_rgb
 
@@ -114,11 +118,13 @@ def process_source(md5: str, source_id: str, path: Path, detect, params: CropPar
     for k, (box, sq) in enumerate(kept):
         face_id = f"{md5[:16]}_{k}"
         name = f"{face_id}.{params.format}"
-        save_face(resize(cut(image, sq, params.border, params.pad_value), params.size), out / name, params)
+        face = resize(cut(image, sq, params.border, params.pad_value), params.size)
+        save_face(face, out / name, params)
         rows.append({"face_id": face_id, "source_id": source_id, "md5": md5,
                      "x": float(box.x), "y": float(box.y), "w": float(box.w), "h": float(box.h),
                      "score": float(box.score), "detector": params.detector, "size": params.size, "path": name,
-                     "crop_left": sq.left, "crop_top": sq.top, "crop_side": sq.side, "border": params.border})
+                     "crop_left": sq.left, "crop_top": sq.top, "crop_side": sq.side, "border": params.border,
+                     "dhash": f"{dhash(face):016x}"})
     return Outcome(md5, source_id, "ok" if rows else "no_face", rows, loaded.converted, dict(dropped))
 
 
@@ -162,23 +168,42 @@ def run_tasks(tasks: list[tuple[str, str, str]], params: CropParams, cascade: Pa
 # --- incremental state -------------------------------------------------------------------------
 
 def load_state(out: Path, digest: str):
-    """(index, sources) of the previous run when it used the same config, else empty frames."""
+    """(every face, sources) of the previous run when it used the same config, else empty frames.
+    Every face: the index plus the near-duplicates left out of it (one may be needed again)."""
     import pandas as pd
 
     empty = pd.DataFrame(columns=INDEX_COLUMNS), pd.DataFrame(columns=SOURCE_COLUMNS)
     if not (out / INDEX).is_file() or not (out / SOURCES).is_file():
         return empty
     try:
-        index, sources = pd.read_parquet(out / INDEX), pd.read_parquet(out / SOURCES)
+        faces = pd.read_parquet(out / INDEX)
+        if (out / DUPLICATES).is_file():
+            faces = _concat(faces, pd.read_parquet(out / DUPLICATES).drop(columns="duplicate_of"))
+        sources = pd.read_parquet(out / SOURCES)
     except Exception as e:  # noqa: BLE001 - a damaged state only costs a full rerun
         log.warning("cannot read the previous crop state in %s (%s); redoing every image", out, e)
         return empty
     sources = sources[sources["config"] == digest] if "config" in sources else sources.iloc[0:0]
-    if len(sources) == 0:
+    if len(sources) == 0 or "dhash" not in faces:
         return empty
     # an index written just before a crash may hold faces of sources not yet recorded: redo those
-    index = index[index["md5"].isin(set(sources["md5"]))]
-    return index, sources
+    return faces[faces["md5"].isin(set(sources["md5"]))], sources
+
+
+def split_duplicates(faces, distance: int | None):
+    """(index, duplicates): with ``distance`` set, each face whose dHash is within ``distance`` bits
+    of a better face (higher score, then larger source square, then id) moves to duplicates."""
+    from pipeline.dedupe import near_duplicates
+
+    faces = faces.sort_values(["score", "crop_side", "face_id"], ascending=[False, False, True], kind="stable")
+    faces = faces.reset_index(drop=True)
+    if distance is None or not len(faces):
+        return faces, faces.iloc[0:0].assign(duplicate_of=[])
+    dup = near_duplicates([int(h, 16) for h in faces["dhash"]], distance)
+    ids = faces["face_id"].tolist()
+    is_dup = [d is not None for d in dup]
+    duplicates = faces[is_dup].assign(duplicate_of=[ids[d] for d in dup if d is not None])
+    return faces[[not d for d in is_dup]], duplicates
 
 
 def remove_orphans(out: Path, keep: set[str]) -> int:
@@ -213,13 +238,13 @@ def crop(params: CropParams, raw_dir: str | Path, out_dir: str | Path) -> CropRe
     params = effective(params)
     digest = config_digest(params)
     out.mkdir(parents=True, exist_ok=True)
-    old_index, old_sources = load_state(out, digest)
+    old_faces, old_sources = load_state(out, digest)
     ids = dict(zip(manifest["md5"], manifest["id"].astype(str)))
     result = CropResult()
 
     gone = old_sources[~old_sources["md5"].isin(ids)]
     old_sources = old_sources[old_sources["md5"].isin(ids)]
-    old_index = old_index[old_index["md5"].isin(ids)]
+    old_faces = old_faces[old_faces["md5"].isin(ids)]
     result.removed, result.reused = len(gone), len(old_sources)
     done = set(old_sources["md5"])
     tasks = [(r.md5, str(r.id), str(raw / r.path)) for r in manifest.itertuples(index=False) if r.md5 not in done]
@@ -241,17 +266,20 @@ def crop(params: CropParams, raw_dir: str | Path, out_dir: str | Path) -> CropRe
         result.dropped.update(o.dropped)
 
     new = pd.DataFrame(rows, columns=INDEX_COLUMNS)
-    index = _concat(old_index, new)
-    index["source_id"] = index["md5"].map(ids)  # a re-scraped post keeps its faces under its current id
+    faces = _concat(old_faces, new)
+    faces["source_id"] = faces["md5"].map(ids)  # a re-scraped post keeps its faces under its current id
+    index, duplicates = split_duplicates(faces, params.dedupe_distance)
     index = index.sort_values("face_id", kind="stable").reset_index(drop=True)
     if not len(index):
         raise StageError(f"crop found no face in {len(manifest)} images (detector {params.detector!r}; "
                          f"skipped: {dict(result.skipped)}); for already-cropped faces use -S crop.detector=none")
     all_sources = _concat(old_sources, pd.DataFrame(sources, columns=SOURCE_COLUMNS))
-    # index first: a crash between the two writes leaves sources unrecorded, which only redoes them
+    # faces before sources: a crash between the writes leaves sources unrecorded, which only redoes them
+    write_parquet(out / DUPLICATES, duplicates.sort_values("face_id").reset_index(drop=True))
     write_parquet(out / INDEX, index)
     write_parquet(out / SOURCES, all_sources.sort_values("md5").reset_index(drop=True))
-    remove_orphans(out, set(index["path"]))
+    remove_orphans(out, set(faces["path"]))
+    result.duplicates = len(duplicates)
     result.faces, result.new_faces = len(index), len(new)
     return result
 

@@ -79,6 +79,8 @@ class CropParams(Strict):
     format: Literal["png", "webp", "jpg"] = Field("png", description="png and webp are lossless")
     jpg_quality: int = Field(95, ge=1, le=100)
     workers: int = Field(0, ge=0, description="parallel processes; 0 = all cores")
+    dedupe_distance: int | None = Field(None, ge=0, le=16, description="drop a face whose 64-bit dHash is this "
+                                        "close to a better face's (e.g. 4); null keeps all")
     cascade_file: str | None = Field(None, description="a local lbpcascade_animeface.xml instead of the download")
     cascade_url: str = ("https://raw.githubusercontent.com/nagadomi/lbpcascade_animeface/"
                         "4433ab1ae1166ea75acfe99eb0f18709dac329a0/lbpcascade_animeface.xml")

@@ -52,7 +52,7 @@ def none_params(**kw) -> CropParams:
 def test_faces_and_lineage(tmp_path):
     ids = write_raw(tmp_path / "raw", {"101": picture(1), "102": picture(2, 30, 50)})
     result = crop(none_params(), tmp_path / "raw", tmp_path / "faces")
-    assert result.summary() == {"images": 2, "reused": 0, "removed": 0, "faces": 2, "new_faces": 2}
+    assert result.summary() == {"images": 2, "reused": 0, "removed": 0, "faces": 2, "new_faces": 2, "duplicates": 0}
     index = pd.read_parquet(tmp_path / "faces" / INDEX)
     assert list(index.columns[: len(ROOT_COLUMNS)]) == ROOT_COLUMNS
     row = index.set_index("source_id").loc["102"]
