@@ -150,19 +150,22 @@ def _work(task: tuple[str, str, str]) -> Outcome:
     return process_source(md5, source_id, Path(path), w["detect"], w["params"], w["out"])
 
 
+def _crashed(task: tuple[str, str, str]) -> Outcome:
+    md5, source_id, _ = task
+    return Outcome(md5, source_id, "crashed")
+
+
 def run_tasks(tasks: list[tuple[str, str, str]], params: CropParams, cascade: Path | None, out: Path):
     """Yield an Outcome per task, from ``crop.workers`` processes (inline when one is enough)."""
+    from pipeline.pool import process_map
+
     n = worker_count(params, len(tasks))
     args = (params.model_dump(), str(cascade) if cascade else None, str(out))
     if n == 1:
         _init_worker(*args)
         yield from map(_work, tasks)
         return
-    import multiprocessing
-
-    # spawn: forking a parent that may hold MLflow/Prefect threads and locks is unsafe
-    with multiprocessing.get_context("spawn").Pool(n, initializer=_init_worker, initargs=args) as pool:
-        yield from pool.imap_unordered(_work, tasks, chunksize=1)
+    yield from process_map(_work, tasks, n, _crashed, initializer=_init_worker, initargs=args)
 
 
 # --- incremental state -------------------------------------------------------------------------
