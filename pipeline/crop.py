@@ -74,8 +74,12 @@ def effective(params: CropParams) -> CropParams:
 
 def config_digest(params: CropParams) -> str:
     """Identifies everything that decides each image's faces: a change redoes all images. Not
-    ``workers``, nor ``dedupe_distance`` (deduplication reruns over all faces every time)."""
-    blob = json.dumps({"v": CROP_VERSION, **params.model_dump(exclude={"workers", "dedupe_distance"})}, sort_keys=True)
+    ``workers``, nor ``dedupe_distance`` (deduplication reruns over all faces every time), nor
+    the cascade settings unless the cascade is the detector."""
+    exclude = {"workers", "dedupe_distance"}
+    if params.detector != "lbpcascade":
+        exclude |= {"cascade_file", "cascade_url", "cascade_sha256"}
+    blob = json.dumps({"v": CROP_VERSION, **params.model_dump(exclude=exclude)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -135,13 +139,16 @@ _WORKER: dict = {}
 def _init_worker(params: dict, cascade: str | None, out: str) -> None:
     from pipeline.detectors import get_detector
 
-    try:
-        import cv2
-        cv2.setNumThreads(1)  # one process per core already; OpenCV threads would oversubscribe
-    except ImportError:
-        pass
     p = CropParams.model_validate(params)
     _WORKER.update(params=p, out=Path(out), detect=get_detector(p.detector, p.detect_max_side, cascade))
+
+
+def _init_pool_worker(params: dict, cascade: str | None, out: str) -> None:
+    if params["detector"] == "lbpcascade":
+        import cv2
+
+        cv2.setNumThreads(1)  # one process per core already; OpenCV threads would oversubscribe
+    _init_worker(params, cascade, out)
 
 
 def _work(task: tuple[str, str, str]) -> Outcome:
@@ -165,7 +172,7 @@ def run_tasks(tasks: list[tuple[str, str, str]], params: CropParams, cascade: Pa
         _init_worker(*args)
         yield from map(_work, tasks)
         return
-    yield from process_map(_work, tasks, n, _crashed, initializer=_init_worker, initargs=args)
+    yield from process_map(_work, tasks, n, _crashed, initializer=_init_pool_worker, initargs=args)
 
 
 # --- incremental state -------------------------------------------------------------------------

@@ -185,3 +185,12 @@ def test_real_illustrations(shared_data, tmp_path, detector):
         rows = index[index["source_id"] == n]
         assert max(iou(Box(*gt), Box(r.x, r.y, r.w, r.h)) for r in rows.itertuples()) >= 0.3, n
     assert set(index["detector"]) == {detector} and r.faces == len(index) >= 3
+
+
+def test_config_digest_tracks_only_what_changes_the_faces():
+    from pipeline.crop import config_digest
+
+    base = config_digest(CropParams(detector="animeface"))
+    assert config_digest(CropParams(detector="animeface", workers=3, dedupe_distance=4, cascade_file="x.xml")) == base
+    assert config_digest(CropParams(detector="animeface", margin=1.2)) != base
+    assert config_digest(CropParams(detector="lbpcascade", cascade_file="x.xml")) != config_digest(CropParams(detector="lbpcascade"))
