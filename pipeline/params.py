@@ -161,7 +161,7 @@ class ModelSpec(Strict):
 
 
 class TrainParams(Strict):
-    enabled: list[str] = Field(default_factory=lambda: ["dcgan"])
+    enabled: list[str] = Field(default_factory=list)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's)")
@@ -202,6 +202,11 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key.strip():
         raise ParamsError(f"override {text!r} is not of the form key.sub=value")
     value = yaml.safe_load(raw) if raw.strip() else ""
+    if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string; the command line means a number
+        try:
+            value = float(value) if any(c in value for c in ".eE") else value
+        except ValueError:
+            pass
     return key.strip().split("."), value
 
 

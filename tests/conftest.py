@@ -26,7 +26,7 @@ os.environ.pop("BOORUGAN_PIPELINE_RUN", None)
 
 def tiny_overrides(root: Path) -> list[str]:
     """-S overrides that make every stage take seconds: few small toy faces, few steps."""
-    return [f"paths.raw={root}/data/raw", f"paths.faces={root}/data/faces", f"paths.runs={root}/runs",
+    return ["scrape.source=toy", "crop.detector=none", f"paths.raw={root}/data/raw", f"paths.faces={root}/data/faces", f"paths.runs={root}/runs",
             f"paths.metrics={root}/metrics", f"paths.reports={root}/reports",
             "scrape.toy.count=48", "scrape.toy.size=32", "crop.size=32",
             "train.device=cpu", "train.models.dcgan.steps=4", "train.models.dcgan.batch_size=16",
