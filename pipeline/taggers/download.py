@@ -82,8 +82,10 @@ def _fetch_once(url: str, part: Path, timeout: float, progress: Progress, chunk:
 
 
 def download(url: str, dest: str | Path, *, sha256: str | None = None, retries: int = 3, timeout: float = 30.0,
-             progress: Progress | None = None, chunk: int = 1 << 20, backoff: float = 1.0) -> Path:
-    """Fetch ``url`` to ``dest`` (resuming ``dest.part``); raise DownloadError / ChecksumError."""
+             progress: Progress | None = None, chunk: int = 1 << 16, backoff: float = 1.0) -> Path:
+    """Fetch ``url`` to ``dest`` (resuming ``dest.part``); raise DownloadError / ChecksumError.
+
+    ``chunk`` bounds what an interruption loses: a partly received chunk is not written."""
     import requests
 
     dest = Path(dest)
