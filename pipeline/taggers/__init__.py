@@ -8,11 +8,21 @@ would be a module that reads its model and CSV of tag names and implements ``pre
 from __future__ import annotations
 
 import importlib
+import os
+from pathlib import Path
 from typing import Protocol, Sequence
 
 import numpy as np
 
 TAGGERS = {"i2v": "pipeline.taggers.i2v"}
+
+
+def cache_dir() -> Path:
+    """``$BOORUGAN_CACHE``, default ``~/.cache/boorugan`` (the same place the metrics cache).
+
+    Not imported from pipeline.metrics.ssl_features: importing that submodule rebinds the name
+    ``pipeline.metrics.ssl_features``, which is also a function there, and breaks evaluate."""
+    return Path(os.environ.get("BOORUGAN_CACHE", Path.home() / ".cache" / "boorugan"))
 
 
 class Tagger(Protocol):

@@ -26,7 +26,7 @@ GENERAL = 512  # the first 512 outputs are general tags (then character, copyrig
 
 
 def weights_dir(params) -> Path:
-    from pipeline.metrics.ssl_features import cache_dir
+    from pipeline.taggers import cache_dir
 
     return Path(params.weights_dir) if params.weights_dir else cache_dir() / "i2v"
 
@@ -72,7 +72,7 @@ def converted_state(model: Path):
     import torch
 
     from pipeline.atomic import atomic_path
-    from pipeline.metrics.ssl_features import cache_dir
+    from pipeline.taggers import cache_dir
     from pipeline.taggers.caffemodel import read_caffemodel
     from pipeline.taggers.download import sha256_of
     from pipeline.taggers.i2v_net import state_dict_from_layers
