@@ -87,7 +87,7 @@ def ran_stages(log: str) -> set[str]:
 def test_dvc_repro_end_to_end(repo):
     first = f"e2e-{uuid.uuid4().hex[:8]}"
     log = repro(repo, first)
-    assert ran_stages(log) == {"scrape", "crop", "train@dcgan", "evaluate@dcgan", "report"}
+    assert ran_stages(log) == {"scrape", "crop", "tag", "labels", "train@dcgan", "evaluate@dcgan", "report"}
 
     import pandas as pd
     import torch
@@ -117,7 +117,7 @@ def test_dvc_repro_end_to_end(repo):
     by_stage = {}
     for r in runs:
         by_stage.setdefault(r.data.tags["stage"], []).append(r)
-    assert {k: len(v) for k, v in by_stage.items()} == {"scrape": 1, "crop": 1, "train": 1, "evaluate": 1, "report": 1}
+    assert {k: len(v) for k, v in by_stage.items()} == {"scrape": 1, "crop": 1, "tag": 1, "labels": 1, "train": 1, "evaluate": 1, "report": 1}
     train = by_stage["train"][0]
     assert train.data.params["lr"] == "0.0002" and train.data.tags["model"] == "dcgan"
     assert train.data.tags.get("git_commit") and train.data.tags.get("data_hash")

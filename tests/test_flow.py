@@ -26,6 +26,7 @@ def test_pipeline_flow_runs_every_stage(prefect_harness, tmp_path):
     assert state.is_completed(), state
     results = state.result()
     assert results["scrape"]["kept"] == 48 and results["crop"]["faces"] == 48
+    assert results["tag"]["faces"] == 48 and results["labels"]["faces"] == 48
     assert results["train@dcgan"]["steps"] == 4
     assert results["evaluate@dcgan"]["ssl_fd"] > 0
     assert (tmp_path / "reports" / "report.md").exists()
@@ -33,7 +34,7 @@ def test_pipeline_flow_runs_every_stage(prefect_harness, tmp_path):
     flow_run_id = str(state.state_details.flow_run_id)
     runs = mlflow.search_runs(search_all_experiments=True, filter_string=f"tags.pipeline_run = '{flow_run_id}'",
                               output_format="list")
-    assert sorted(r.data.tags["stage"] for r in runs) == ["crop", "evaluate", "report", "scrape", "train"]
+    assert sorted(r.data.tags["stage"] for r in runs) == ["crop", "evaluate", "labels", "report", "scrape", "tag", "train"]
 
 
 def test_flow_rejects_bad_params_before_any_task(prefect_harness, tmp_path):
