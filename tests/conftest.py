@@ -54,3 +54,6 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def session_tmp() -> Path:
     return _SESSION_TMP
+
+
+from browser import browser  # noqa: E402,F401  (fixture for the page tests)
