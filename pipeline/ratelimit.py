@@ -1,0 +1,32 @@
+"""A token bucket that holds one token: calls are spaced at least ``1/rate`` seconds apart, never
+bursting, which is what a site's operator reads as a polite client."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+
+class TokenBucket:
+    """``acquire()`` blocks until the next call may go out. Thread-safe; the clock is monotonic."""
+
+    def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        if rate <= 0:
+            raise ValueError(f"rate must be > 0 requests per second, got {rate}")
+        self.interval = 1.0 / rate
+        self._clock, self._sleep = clock, sleep
+        self._next = float("-inf")  # earliest time the next token is available
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Wait for a token; returns the seconds waited."""
+        with self._lock:  # reserve a slot, then sleep outside the lock
+            now = self._clock()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        wait = slot - now
+        if wait > 0:
+            self._sleep(wait)
+        return max(wait, 0.0)

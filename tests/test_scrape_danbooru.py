@@ -1,0 +1,286 @@
+"""scrape.source=danbooru against the project's own Danbooru-compatible server on 127.0.0.1: what is
+kept and skipped, cursor paging, limits, resume, dedupe, and every injected fault's outcome."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT
+from danbooru_server import (DanbooruServer, as_video, deleted, make_posts, restricted, with_changes, with_id)
+from pipeline.errors import StageError
+from pipeline.params import ParamsError, load_params
+from pipeline.scrape import MANIFEST, scrape
+from pipeline.sources.danbooru import JOURNAL
+
+FAST = ["scrape.source=danbooru", "scrape.danbooru.tags=", "scrape.danbooru.min_width=0", "scrape.danbooru.min_height=0",
+        "scrape.danbooru.rate=10", "scrape.danbooru.retry_backoff=0.01", "scrape.danbooru.max_retries=3",
+        "scrape.danbooru.timeout=5"]
+
+
+def sparams(server: DanbooruServer, *extra: str):
+    return load_params(ROOT / "params.yaml", [*FAST, f"scrape.danbooru.base_url={server.url}", *extra]).scrape
+
+
+def manifest(out: Path) -> pd.DataFrame:
+    return pd.read_parquet(out / MANIFEST)
+
+
+def assert_consistent(out: Path) -> pd.DataFrame:
+    """Every manifest row once, its file present with the right md5, and no other file."""
+    m = manifest(out)
+    assert m["id"].is_unique and m["md5"].is_unique
+    for row in m.itertuples():
+        assert hashlib.md5((out / row.path).read_bytes()).hexdigest() == row.md5 and row.path == f"{row.md5}.{row.ext}"
+    assert sorted(p.name for p in out.iterdir()) == sorted([*m["path"], MANIFEST, JOURNAL])
+    return m
+
+
+@pytest.fixture(autouse=True)
+def no_credentials(monkeypatch):
+    monkeypatch.delenv("DANBOORU_LOGIN", raising=False)
+    monkeypatch.delenv("DANBOORU_API_KEY", raising=False)
+
+
+def test_backfill_keeps_good_posts_and_counts_the_rest(tmp_path):
+    good = make_posts(12, start_id=1)
+    extra = [restricted(make_posts(1, start_id=20)[0]), deleted(make_posts(1, start_id=21)[0]),
+             as_video(make_posts(1, start_id=22)[0]), with_id(good[-1], 23),  # same file as post 1
+             with_changes(make_posts(1, start_id=24)[0], file_url="http://files.elsewhere.invalid/x.png"),
+             with_changes(make_posts(1, start_id=25)[0], rating="s"),  # filtered by the site (rating:g)
+             with_changes(make_posts(1, start_id=26, size=16)[0], image_width=16, image_height=16)]
+    out = tmp_path / "raw"
+    with DanbooruServer(good + extra) as server:
+        result = scrape(sparams(server, "scrape.danbooru.page_size=5", "scrape.danbooru.min_width=32"), out)
+        api_calls = server.api_requests
+        files = server.file_requests
+    m = assert_consistent(out)
+    # post 23 is newer than post 1 and carries the same file: kept under 23, post 1 is the duplicate
+    assert sorted(m["id"].astype(int)) == [*range(2, 13), 23]
+    assert dict(result.skipped) == {"restricted": 1, "deleted": 1, "extension": 1, "duplicate_md5": 1,
+                                    "host_not_allowed": 1, "too_small": 1}
+    assert result.kept == result.new == 12 and not result.failed
+    assert len(files) == 12  # one download per kept file, nothing else fetched
+    assert all("rating%3Ag" in c and "limit=5" in c for c in api_calls)
+    assert [c.rsplit("page=", 1)[-1] if "page=" in c else None for c in api_calls] == [None, "b21", "b9", "b4"]  # 3 posts on the last page: done
+    row = m[m["id"] == "12"].iloc[0]
+    post = next(p for p in good if p["id"] == 12)
+    assert (row.width, row.height, row.rating, row.score) == (post["image_width"], post["image_height"], "g", post["score"])
+    assert row.tags_general == post["tag_string_general"] and row.tags_character == post["tag_string_character"]
+    assert row.file_url == server.file_url(post) and row.source == "danbooru" and row.origin.endswith("/posts/12")
+    assert row.fetched_at.startswith("20")
+
+
+def test_limit_met_makes_no_request_and_raising_it_resumes_below(tmp_path):
+    out = tmp_path / "raw"
+    with DanbooruServer(make_posts(30)) as server:
+        scrape(sparams(server, "scrape.danbooru.limit=8", "scrape.danbooru.page_size=5"), out)
+        assert sorted(manifest(out)["id"].astype(int)) == list(range(23, 31))
+        n = len(server.requests)
+        again = scrape(sparams(server, "scrape.danbooru.limit=8", "scrape.danbooru.page_size=5"), out)
+        assert len(server.requests) == n and again.new == 0 and again.kept == 8
+        more = scrape(sparams(server, "scrape.danbooru.limit=12", "scrape.danbooru.page_size=5"), out)
+        later = server.requests[n:]
+    assert more.new == 4 and sorted(manifest(out)["id"].astype(int)) == list(range(19, 31))
+    # resumes below the lowest post decided (the first run stopped inside page b26, after post 23)
+    assert later[0].endswith("page=b23") and len([r for r in later if not r.startswith("/posts")]) == 4
+    assert_consistent(out)
+
+
+def test_incremental_fetches_only_newer_posts(tmp_path):
+    out = tmp_path / "raw"
+    with DanbooruServer(make_posts(10)) as server:
+        scrape(sparams(server, "scrape.danbooru.mode=incremental", "scrape.danbooru.limit=6"), out)
+        assert sorted(manifest(out)["id"].astype(int)) == list(range(5, 11))  # first run: the newest
+        server.add_posts(make_posts(7, start_id=11))
+        n = len(server.requests)
+        result = scrape(sparams(server, "scrape.danbooru.mode=incremental", "scrape.danbooru.limit=5",
+                                "scrape.danbooru.page_size=3"), out)
+        later = server.requests[n:]
+        assert result.new == 5 and sorted(manifest(out)["id"].astype(int)) == list(range(5, 16))
+        assert [r.rsplit("page=", 1)[1] for r in later if r.startswith("/posts")] == ["a10", "a13"]
+        n = len(server.requests)
+        result = scrape(sparams(server, "scrape.danbooru.mode=incremental", "scrape.danbooru.limit=5"), out)
+        assert result.new == 2 and [r.rsplit("page=", 1)[1] for r in server.api_requests[-1:]] == ["a15"]
+        assert len([r for r in server.requests[n:] if not r.startswith("/posts")]) == 2
+    assert sorted(manifest(out)["id"].astype(int)) == list(range(5, 18))
+    assert_consistent(out)
+
+
+def test_a_second_search_reuses_held_files(tmp_path):
+    posts = make_posts(20)
+    out = tmp_path / "raw"
+    with DanbooruServer(posts) as server:
+        first = scrape(sparams(server, "scrape.danbooru.tags=solo"), out)
+        n_files = len(server.file_requests)
+        second = scrape(sparams(server, "scrape.danbooru.tags=smile"), out)
+        refetched = server.file_requests[n_files:]
+    solo = {p["id"] for p in posts if "solo" in p["tag_string"].split()}
+    smile = {p["id"] for p in posts if "smile" in p["tag_string"].split()}
+    assert solo & smile and solo - smile and smile - solo  # the seed makes overlapping searches
+    assert first.new == len(solo) and second.new == len(smile - solo)
+    assert second.skipped["already_held"] == len(solo & smile) and len(refetched) == len(smile - solo)
+    assert set(assert_consistent(out)["id"].astype(int)) == solo | smile
+
+
+def test_other_sources_rows_stay_and_their_files_are_not_fetched_again(tmp_path):
+    posts = make_posts(4)
+    out = tmp_path / "raw"
+    src = tmp_path / "src"
+    src.mkdir()
+    with DanbooruServer(posts) as server:
+        (src / "mine.png").write_bytes(requests_get(server.file_url(posts[0])))
+        scrape(load_params(ROOT / "params.yaml", ["scrape.source=folder", f"scrape.folder={src}"]).scrape, out)
+        n = len(server.requests)
+        result = scrape(sparams(server), out)
+        assert len(server.file_requests) == 1 + 3 and len(server.requests) == n + 1 + 3  # the held file is not fetched
+    m = assert_consistent(out)
+    assert result.skipped["duplicate_md5"] == 1 and sorted(m["source"]) == ["danbooru"] * 3 + ["folder"]
+
+
+def requests_get(url: str) -> bytes:
+    import requests
+
+    return requests.get(url, timeout=5).content
+
+
+def test_too_many_tags_stop_before_any_request(tmp_path):
+    with DanbooruServer([with_changes(p, tag_string="1girl solo") for p in make_posts(3)]) as server:
+        with pytest.raises(StageError, match=r"3 searched tags.*anonymous search may use 2.*DANBOORU_LOGIN"):
+            scrape(sparams(server, "scrape.danbooru.tags=1girl solo smile score:>5"), tmp_path / "raw")
+        assert server.requests == []
+        # metatags are free: two tags plus score: and the rating filter go out
+        assert scrape(sparams(server, "scrape.danbooru.tags=1girl solo score:>5"), tmp_path / "raw").new == 3
+        assert server.api_requests == ["/posts.json?tags=1girl+solo+score%3A%3E5+rating%3Ag&limit=200"]
+
+
+def test_server_422_401_and_credentials_stay_secret(tmp_path, monkeypatch):
+    posts = make_posts(3)
+    secret = "s3cr3t-api-key"
+    with DanbooruServer(posts, credentials=("alice", secret), member_tag_limit=2) as server:
+        monkeypatch.setenv("DANBOORU_LOGIN", "alice")
+        monkeypatch.setenv("DANBOORU_API_KEY", "wrong")
+        with pytest.raises(StageError, match=r"rejected the credentials \(HTTP 401.*DANBOORU_API_KEY"):
+            scrape(sparams(server), tmp_path / "raw")
+        monkeypatch.setenv("DANBOORU_API_KEY", secret)
+        with pytest.raises(StageError, match=r"refused the search.*HTTP 422.*more than 2 tags.*fewer tags"):
+            scrape(sparams(server, "scrape.danbooru.tags=a b c"), tmp_path / "raw")
+        assert len(server.api_requests) == 2  # neither is retried
+        monkeypatch.setenv("DANBOORU_API_KEY", "")
+        with pytest.raises(StageError, match="DANBOORU_API_KEY is not set"):
+            scrape(sparams(server), tmp_path / "raw")
+        monkeypatch.setenv("DANBOORU_API_KEY", secret)
+        from pipeline.scrape import run_scrape
+
+        params = load_params(ROOT / "params.yaml", [*FAST, f"scrape.danbooru.base_url={server.url}",
+                                                    f"paths.raw={tmp_path / 'raw'}"])
+        assert run_scrape(params).kept == 3
+    for f in (tmp_path / "raw").iterdir():
+        assert secret.encode() not in f.read_bytes()
+    import mlflow
+
+    run = mlflow.search_runs(search_all_experiments=True, filter_string="tags.stage = 'scrape'", output_format="list",
+                             order_by=["attributes.start_time DESC"])[0]
+    assert run.data.metrics["kept"] == 3 and run.data.metrics["api_requests"] == 1
+    assert secret not in json.dumps([run.data.params, run.data.tags])
+
+
+def test_transient_faults_are_retried(tmp_path):
+    posts = make_posts(6)
+    m = [p["md5"] for p in posts]
+    with DanbooruServer(posts, api_faults=[429, 500, "reset", 503, "truncate", 504],
+                        file_faults={m[0]: ["reset"], m[1]: ["truncate", 502], m[2]: ["corrupt"]}) as server:
+        result = scrape(sparams(server, "scrape.danbooru.max_retries=6"), tmp_path / "raw")
+        assert len(server.api_requests) == 7
+        assert server.file_requests.count(server.file_url(posts[1]).split(server.url)[1]) == 3
+    assert result.new == 6 and result.stats["retries"] == 6 + 1 + 2 + 1 and not result.failed
+    assert_consistent(tmp_path / "raw")
+
+
+def test_md5_mismatch_retried_then_skipped(tmp_path):
+    posts = make_posts(3)
+    with DanbooruServer(posts, file_faults={posts[1]["md5"]: ["corrupt"] * 4}) as server:
+        result = scrape(sparams(server), tmp_path / "raw")
+        assert len(server.file_requests) == 2 + 4
+    assert dict(result.skipped) == {"md5_mismatch": 1} and result.new == 2
+    assert posts[1]["md5"] not in set(assert_consistent(tmp_path / "raw")["md5"])
+
+
+def test_api_gives_up_after_bounded_retries(tmp_path):
+    with DanbooruServer(make_posts(3), api_faults=[500] * 10) as server:
+        with pytest.raises(StageError, match=r"failed 4 times \(HTTP 500\).*run the scrape stage again"):
+            scrape(sparams(server), tmp_path / "raw")
+        assert len(server.api_requests) == 4
+
+
+@pytest.mark.parametrize("fault", ["challenge", "challenge503", "html"])
+def test_cloudflare_challenge_stops_at_once_and_the_rerun_resumes(tmp_path, fault):
+    posts = make_posts(9)
+    out = tmp_path / "raw"
+    with DanbooruServer(posts, api_faults=[None, fault]) as server:
+        with pytest.raises(StageError, match=r"Cloudflare challenge.*Nothing is lost \(4 posts.*resumes"):
+            scrape(sparams(server, "scrape.danbooru.page_size=4"), out)
+        assert len(server.api_requests) == 2  # no retry into a ban
+        assert sorted(assert_consistent(out)["id"].astype(int)) == [6, 7, 8, 9]
+        n = len(server.file_requests)
+        result = scrape(sparams(server, "scrape.danbooru.page_size=4"), out)
+        assert server.api_requests[2].endswith("page=b6") and len(server.file_requests) == n + 5
+    assert result.new == 5 and sorted(assert_consistent(out)["id"].astype(int)) == list(range(1, 10))
+
+
+def test_cloudflare_on_a_file_stops_too(tmp_path):
+    posts = make_posts(3)
+    with DanbooruServer(posts, file_faults={posts[1]["md5"]: ["challenge"]}) as server:
+        with pytest.raises(StageError, match="Cloudflare"):
+            scrape(sparams(server, "scrape.danbooru.download_concurrency=1"), tmp_path / "raw")
+        assert server.file_requests.count(server.file_url(posts[1]).split(server.url)[1]) == 1
+
+
+def test_failed_download_is_retried_by_id_next_run(tmp_path):
+    posts = make_posts(5)
+    out = tmp_path / "raw"
+    with DanbooruServer(posts, file_faults={posts[2]["md5"]: [503] * 4}) as server:
+        first = scrape(sparams(server), out)
+        assert first.new == 4 and dict(first.failed) == {"HTTP 503": 1}
+        second = scrape(sparams(server), out)
+        assert "id%3A3+rating%3Ag" in server.api_requests[-2] or "id%3A3" in server.api_requests[-2]
+    assert second.new == 1 and sorted(assert_consistent(out)["id"].astype(int)) == [1, 2, 3, 4, 5]
+
+
+def test_no_search_results_is_a_clear_error(tmp_path):
+    with DanbooruServer(make_posts(3)) as server:
+        with pytest.raises(StageError, match="no usable post for 'nothing_matches rating:g'"):
+            scrape(sparams(server, "scrape.danbooru.tags=nothing_matches"), tmp_path / "raw")
+
+
+def test_bad_base_url_is_named(tmp_path):
+    with DanbooruServer(make_posts(1)) as server:
+        with pytest.raises(StageError, match="404.*Danbooru-compatible"):
+            scrape(sparams(server, f"scrape.danbooru.base_url={server.url}/nope"), tmp_path / "raw")
+
+
+@pytest.mark.parametrize("override, words", [
+    ("scrape.danbooru.ratings=[g, x]", ["ratings", "'x'", "'q'"]),
+    ("scrape.danbooru.extensions=[png, mp4]", ["mp4", "never"]),
+    ("scrape.danbooru.base_url=https://me:key@danbooru.donmai.us", ["credentials", "DANBOORU_LOGIN"]),
+    ("scrape.danbooru.tags=1girl order:score", ["order:"]),
+    ("scrape.danbooru.rate=0", ["rate"]),
+    ("scrape.danbooru.mode=sideways", ["backfill", "incremental"]),
+])
+def test_bad_params_are_refused(override, words):
+    with pytest.raises(ParamsError) as e:
+        load_params(ROOT / "params.yaml", [override])
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_defaults_scrape_danbooru():
+    p = load_params(ROOT / "params.yaml")
+    assert p.scrape.source == "danbooru" and p.crop.detector == "animeface"
+    d = p.scrape.danbooru
+    assert (d.base_url, d.ratings, d.rate, d.download_concurrency, d.mode) == ("https://danbooru.donmai.us", ["g"], 1.0, 4, "backfill")
+    assert d.extensions == ["jpg", "png", "webp"] and d.exclude_deleted and d.limit <= 1000
