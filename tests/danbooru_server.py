@@ -183,6 +183,12 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        try:
+            self._get()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client went away (a killed scraper): nothing to answer
+
+    def _get(self) -> None:
         owner = self.server.owner
         owner._log(self.path)
         if owner.latency:
@@ -213,15 +219,25 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
+        owner = self.server.owner
         if not rate:
             self.wfile.write(body)
-            return
-        chunk = max(1, int(rate / 20))
-        for i in range(0, len(body), chunk):
-            self.wfile.write(body[i:i + chunk])
-            self.wfile.flush()
-            self.server.owner.file_progress.set()
-            time.sleep(chunk / rate)
+        else:
+            chunk = max(1, int(rate / 20))
+            with owner._lock:
+                owner.active_transfers += 1
+            try:
+                for i in range(0, len(body), chunk):
+                    self.wfile.write(body[i:i + chunk])
+                    self.wfile.flush()
+                    owner.file_progress.set()
+                    time.sleep(chunk / rate)
+            finally:
+                with owner._lock:
+                    owner.active_transfers -= 1
+        if status == 200 and length is None:
+            with owner._lock:
+                owner.completed.append(self.path)
 
     def _json(self, status: int, obj, headers: dict | None = None) -> None:
         self._send(status, json.dumps(obj).encode(), "application/json; charset=utf-8", headers)
@@ -355,6 +371,8 @@ class DanbooruServer:
         self.requests: list[str] = []
         self.request_times: list[tuple[float, str]] = []  # (time.monotonic(), path), for rate checks
         self.file_progress = threading.Event()  # set once a throttled file transfer has sent bytes
+        self.active_transfers = 0               # throttled transfers under way
+        self.completed: list[str] = []          # paths whose whole 200 answer was sent
         self._lock = threading.Lock()
         self._posts: dict[int, dict] = {}
         self._faults: dict[str, deque] = defaultdict(deque)

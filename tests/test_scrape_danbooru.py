@@ -284,3 +284,132 @@ def test_defaults_scrape_danbooru():
     d = p.scrape.danbooru
     assert (d.base_url, d.ratings, d.rate, d.download_concurrency, d.mode) == ("https://danbooru.donmai.us", ["g"], 1.0, 4, "backfill")
     assert d.extensions == ["jpg", "png", "webp"] and d.exclude_deleted and d.limit <= 1000
+
+
+def _journal_posts(out: Path) -> list[int]:
+    from pipeline.journal import read_journal
+
+    return [r["id"] for r in read_journal(out / JOURNAL) if r.get("t") == "post"]
+
+
+def _start_cli(server: DanbooruServer, out: Path, *extra: str):
+    import os
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "pipeline", "scrape", "-S", f"paths.raw={out}", "-S", "tracking.enabled=false",
+            "-S", f"scrape.danbooru.base_url={server.url}", *[x for o in [*FAST, *extra] for x in ("-S", o)]]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DANBOORU_")}
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _wait(cond, proc, timeout=60.0) -> None:
+    import time
+
+    end = time.monotonic() + timeout
+    while not cond():
+        if proc.poll() is not None:
+            raise AssertionError(f"scrape exited early ({proc.returncode}): {proc.stderr.read().decode()[-2000:]}")
+        assert time.monotonic() < end, "timed out waiting for the scrape subprocess"
+        time.sleep(0.02)
+
+
+def test_kill_9_mid_file_then_rerun_keeps_every_post_once(tmp_path):
+    """kill -9 the stage while a file is half sent, twice; the rerun ends with every post exactly
+    once, no partial or orphan file, and no file transferred in full twice."""
+    import collections
+    import signal
+
+    posts = make_posts(10)
+    out = tmp_path / "raw"
+    extra = ("scrape.danbooru.download_concurrency=1", "scrape.danbooru.page_size=4", "scrape.danbooru.limit=9")
+    with DanbooruServer(posts, file_bytes_per_s=600) as server:
+        for kept_before_kill in (2, 4):
+            proc = _start_cli(server, out, *extra)
+            try:
+                _wait(lambda: out.is_dir() and len(_journal_posts(out)) >= kept_before_kill and server.active_transfers > 0, proc)
+                server.file_progress.clear()
+                _wait(server.file_progress.is_set, proc)  # bytes of the next file are on the wire
+                proc.send_signal(signal.SIGKILL)
+            finally:
+                proc.wait(timeout=30)
+            assert proc.returncode == -signal.SIGKILL
+        assert not (out / MANIFEST).exists()  # never reached the end: only the journal knows
+        done = set(_journal_posts(out))
+        assert len(done) >= 4
+        server.file_bytes_per_s = None
+        n = len(server.requests)
+        result = scrape(sparams(server, *extra), out)
+        rerun_files = server.file_requests[len([r for r in server.requests[:n] if not r.startswith("/posts")]):]
+    m = assert_consistent(out)
+    assert sorted(m["id"].astype(int)) == list(range(2, 11)) and result.new == 9 - len(done)
+    assert not any(p["md5"] in r for p in posts if p["id"] in done for r in rerun_files)  # nothing done is fetched again
+    files_sent = collections.Counter(c for c in server.completed if not c.startswith("/posts"))
+    assert len(files_sent) == 9 and max(files_sent.values()) == 1  # no file sent in full twice
+    assert len(_journal_posts(out)) == 9  # one record per post: no duplicate in the journal either
+
+
+def test_leftovers_of_a_kill_are_cleaned_or_adopted(tmp_path):
+    """A temp file of a write cut short is removed; a complete file whose journal record never got
+    written is adopted without a download; a file nobody lists any more is removed."""
+    from danbooru_server import file_bytes
+
+    posts = make_posts(3)
+    out = tmp_path / "raw"
+    out.mkdir()
+    (out / f".{posts[0]['md5']}.png.abc123.tmp").write_bytes(b"half a fi")
+    (out / f"{posts[1]['md5']}.png").write_bytes(file_bytes(posts[1]["md5"]))
+    (out / f"{'0' * 32}.png").write_bytes(b"orphan")
+    (out / JOURNAL).write_bytes(b'{"t":"post","id":99,"q":"x","row":{"md5"')  # torn by the kill
+    with DanbooruServer(posts) as server:
+        result = scrape(sparams(server), out)
+        assert len(server.file_requests) == 2 and posts[1]["md5"] not in "".join(server.file_requests)
+    assert result.new == 3 and sorted(assert_consistent(out)["id"].astype(int)) == [1, 2, 3]
+
+
+def test_journal_ignores_and_cuts_a_torn_tail(tmp_path):
+    from pipeline.journal import Journal, read_journal
+
+    path = tmp_path / "j.jsonl"
+    with Journal(path) as j:
+        j.append({"a": 1})
+    path.write_bytes(path.read_bytes() + b'{"a": 2')
+    assert read_journal(path) == [{"a": 1}]
+    with Journal(path) as j:
+        j.append({"a": 3})
+    assert read_journal(path) == [{"a": 1}, {"a": 3}] and path.read_bytes().count(b"\n") == 2
+
+
+def test_token_bucket_spaces_calls_without_bursts():
+    from pipeline.ratelimit import TokenBucket
+
+    now = [100.0]
+    slept = []
+
+    def sleep(s):
+        slept.append(s)
+        now[0] += s
+
+    bucket = TokenBucket(4.0, clock=lambda: now[0], sleep=sleep)
+    times = []
+    for i in range(5):
+        if i == 3:
+            now[0] += 2.0  # idle time is not banked into a burst
+        bucket.acquire()
+        times.append(now[0])
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert gaps[0] == gaps[1] == 0.25 and gaps[2] == 2.0 and gaps[3] == 0.25
+
+
+def test_retry_policy_backoff_is_exponential_bounded_and_jittered():
+    import random
+
+    from pipeline.httpclient import RetryPolicy
+
+    p = RetryPolicy(backoff=1.0, backoff_max=10.0, jitter=0.5, rng=random.Random(0))
+    waits = [p.delay(i) for i in range(8)]
+    for i, w in enumerate(waits):
+        base = min(10.0, 2.0 ** i)
+        assert 0.5 * base <= w <= 1.5 * base
+    assert len({round(w / min(10.0, 2.0 ** i), 6) for i, w in enumerate(waits)}) > 1  # jitter varies
+    assert p.delay(0, retry_after=7.0) >= 7.0  # the server's Retry-After is honoured (capped)
