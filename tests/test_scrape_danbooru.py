@@ -390,7 +390,7 @@ def test_token_bucket_spaces_calls_without_bursts():
         slept.append(s)
         now[0] += s
 
-    bucket = TokenBucket(4.0, clock=lambda: now[0], sleep=sleep)
+    bucket = TokenBucket(4.0, slack=0.0, clock=lambda: now[0], sleep=sleep)
     times = []
     for i in range(5):
         if i == 3:
@@ -399,6 +399,7 @@ def test_token_bucket_spaces_calls_without_bursts():
         times.append(now[0])
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert gaps[0] == gaps[1] == 0.25 and gaps[2] == 2.0 and gaps[3] == 0.25
+    assert TokenBucket(4.0).interval == pytest.approx(0.2575)  # default: 3 % under the rate
 
 
 def test_retry_policy_backoff_is_exponential_bounded_and_jittered():
@@ -413,3 +414,29 @@ def test_retry_policy_backoff_is_exponential_bounded_and_jittered():
         assert 0.5 * base <= w <= 1.5 * base
     assert len({round(w / min(10.0, 2.0 ** i), 6) for i, w in enumerate(waits)}) > 1  # jitter varies
     assert p.delay(0, retry_after=7.0) >= 7.0  # the server's Retry-After is honoured (capped)
+
+
+def test_api_rate_stays_at_or_under_the_configured_rate(tmp_path):
+    posts = make_posts(35, size=16)
+    with DanbooruServer(posts, latency=0.01) as server:
+        with pytest.raises(StageError, match="no usable post"):  # all too small: paging only
+            scrape(sparams(server, "scrape.danbooru.rate=8", "scrape.danbooru.page_size=5",
+                           "scrape.danbooru.min_width=1000"), tmp_path / "raw")
+        t = [t for t, p in server.request_times if p.startswith("/posts")]
+    assert len(t) == 8  # 7 full pages and the empty one after them
+    achieved = (len(t) - 1) / (t[-1] - t[0])
+    assert 0.9 * 8 <= achieved <= 8
+    assert min(b - a for a, b in zip(t, t[1:])) >= 0.9 / 8  # no burst between any two
+
+
+def test_a_changed_filter_looks_at_skipped_posts_again(tmp_path):
+    posts = make_posts(6)
+    posts[2] = with_changes(posts[2], image_width=10)  # post 4 claims to be tiny
+    out = tmp_path / "raw"
+    with DanbooruServer(posts) as server:
+        first = scrape(sparams(server, "scrape.danbooru.min_width=32"), out)
+        second = scrape(sparams(server, "scrape.danbooru.min_width=0"), out)
+        assert len(server.file_requests) == 6  # the five held files are not fetched again
+    assert first.new == 5 and first.skipped["too_small"] == 1
+    assert second.new == 1 and second.skipped["already_held"] == 5
+    assert sorted(assert_consistent(out)["id"].astype(int)) == list(range(1, 7))

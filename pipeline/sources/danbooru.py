@@ -311,11 +311,11 @@ class DanbooruScrape:
                 done.append(pid)
                 if pid in self.state.decided:
                     continue
-                if pid in self.rows:  # held already, from another search
+                reason = api.screen(post, self.cfg)
+                if reason is None and pid in self.rows:  # held already, from another search
                     self._record({"t": "also", "id": pid})
                     self.result.skipped["already_held"] += 1
                     continue
-                reason = api.screen(post, self.cfg)
                 md5 = str(post.get("md5", "")).lower()
                 if reason is None and (md5 in self.md5s or md5 in inflight):
                     reason = "duplicate_md5"

@@ -56,9 +56,11 @@ def search_tags(cfg: DanbooruSource) -> str:
 
 
 def query_key(cfg: DanbooruSource) -> str:
-    """Names one search (site, tags, ratings) in the journal; the limit counts posts per search."""
+    """Names one search in the journal: site, tags, ratings and the filters that decide what is
+    kept, so a changed filter looks at skipped posts again. The limit counts posts per search."""
     tags = " ".join(sorted(cfg.tags.split()))
-    return f"{urlsplit(cfg.base_url).netloc}|{tags}|rating:{','.join(cfg.ratings)}"
+    return (f"{urlsplit(cfg.base_url).netloc}|{tags}|rating:{','.join(cfg.ratings)}|ext:{','.join(sorted(cfg.extensions))}"
+            f"|min:{cfg.min_width}x{cfg.min_height}|deleted:{'no' if cfg.exclude_deleted else 'yes'}")
 
 
 def host_allowed(url: str, api_url: str, patterns: list[str]) -> bool:
