@@ -278,7 +278,7 @@ class DanbooruScrape:
             if self._bar is not None:
                 self._bar.update(1)
                 elapsed = max(time.monotonic() - self.started, 1e-9)
-                self._bar.set_postfix(MB=f"{self.bytes / 1e6:.1f}", MBps=f"{self.bytes / 1e6 / elapsed:.2f}",
+                self._bar.set_postfix(MB=f"{self.bytes / 1e6:.2f}", MBps=f"{self.bytes / 1e6 / elapsed:.2f}",
                                       api=f"{self.api_rate():.2f}/s", refresh=False)
         elif o.kind == "skip":
             self._record({"t": "skip", "id": o.post_id, "reason": o.reason})
