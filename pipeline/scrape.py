@@ -3,6 +3,9 @@
 Whatever the source, every file is checked to decode (with a decompression-bomb limit), named by
 its content md5 (so the same picture from two places is stored once, and nothing from outside
 reaches a path), written atomically, and listed in ``manifest.parquet``.
+
+``toy`` and ``folder`` are snapshots (the folder ends up holding exactly their images);
+``danbooru`` accumulates and resumes (pipeline/sources/danbooru.py, its own loop and journal).
 """
 
 from __future__ import annotations

@@ -91,7 +91,8 @@ def _file_urls(md5: str, ext: str) -> dict[str, str]:
 
 def make_posts(n: int, *, start_id: int = 1, seed: int = 0, size: int = 64) -> list[dict]:
     """Realistic Danbooru post dicts (ids start_id..start_id+n-1) whose files are small PNG images
-    the server serves. All rated ``g``, not deleted, png, at least ``size`` px on each side; make
+    the server serves. All rated ``g``, tagged ``1girl solo`` (params.yaml's default search), not
+    deleted, png, at least ``size`` px on each side; make
     restricted/deleted/video/duplicate posts from them with the helpers below. Newest (highest id)
     first, as the API lists them."""
     import random
@@ -103,7 +104,7 @@ def make_posts(n: int, *, start_id: int = 1, seed: int = 0, size: int = 64) -> l
         data = _png(post_id, seed, width, height)
         md5 = register_file(data)
         character = rnd.choice(_CHARACTERS)
-        general = sorted(rnd.sample(_GENERAL, 5))
+        general = sorted(["1girl", "solo", *rnd.sample(_GENERAL[2:], 4)])  # the default search matches all
         artist, meta = rnd.choice(_ARTISTS), sorted(rnd.sample(_META, 1))
         created = datetime(2024, 1, 1, tzinfo=timezone(timedelta(hours=-5))) + timedelta(minutes=post_id)
         tags = sorted({*general, character, _COPYRIGHTS[character], artist, *meta})

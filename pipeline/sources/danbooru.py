@@ -385,8 +385,8 @@ def held_elsewhere(out: Path) -> set[str]:
 
     if not (out / MANIFEST).is_file():
         return set()
-    m = pd.read_parquet(out / MANIFEST, columns=["md5", "path"])
-    return {md5 for md5, path in zip(m["md5"], m["path"]) if (out / path).is_file()}
+    m = pd.read_parquet(out / MANIFEST, columns=["md5", "path", "source"])
+    return {md5 for md5, path, src in zip(m["md5"], m["path"], m["source"]) if src != "toy" and (out / path).is_file()}
 
 
 def _stray(out: Path) -> list[Path]:
@@ -416,7 +416,8 @@ def scrape_danbooru(params: ScrapeParams, out_dir: str | Path, result) -> Any:
     if (out / MANIFEST).is_file():  # other sources' rows (and any a lost journal forgot) stay
         old = pd.read_parquet(out / MANIFEST)
         for r in old.to_dict("records"):
-            if r["md5"] not in journal_md5 and (out / r["path"]).is_file():
+            # toy faces are a stand-in for data (make demo): never mixed into a real dataset
+            if r.get("source") != "toy" and r["md5"] not in journal_md5 and (out / r["path"]).is_file():
                 rows.append(r)
                 journal_md5.add(r["md5"])
     if rows:
