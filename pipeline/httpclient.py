@@ -85,6 +85,8 @@ def get_with_retries(session, url: str, *, policy: RetryPolicy, timeout: float, 
             reason = "truncated body"
         except requests.ConnectionError as e:
             reason = "connection reset" if "reset" in str(e).lower() or "aborted" in str(e).lower() else "connection error"
+        except (requests.exceptions.ContentDecodingError, requests.exceptions.InvalidHeader) as e:
+            reason = f"bad answer ({type(e).__name__})"
         if attempt == policy.max_retries:
             raise GaveUp(url, reason, attempt + 1)
         wait = policy.delay(attempt, _retry_after(response) if response is not None and response.status_code in (429, 503) else None)

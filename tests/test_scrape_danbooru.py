@@ -251,6 +251,20 @@ def test_failed_download_is_retried_by_id_next_run(tmp_path):
     assert second.new == 1 and sorted(assert_consistent(out)["id"].astype(int)) == [1, 2, 3, 4, 5]
 
 
+def test_failed_post_gone_from_the_search_is_not_asked_for_forever(tmp_path):
+    posts = make_posts(4)
+    out = tmp_path / "raw"
+    with DanbooruServer(posts, file_faults={posts[1]["md5"]: [500] * 4}) as server:
+        p = sparams(server, "scrape.danbooru.mode=incremental", "scrape.danbooru.tags=1girl solo")
+        assert dict(scrape(p, out).failed) == {"HTTP 500": 1}
+        server.add_posts([with_changes(posts[1], tag_string="retagged")])  # no longer 1girl solo
+        n = len(server.api_requests)
+        assert scrape(p, out).skipped["no_longer_listed"] == 1
+        assert scrape(p, out).new == 0
+        retries = [r for r in server.api_requests[n:] if "id%3A" in r]
+    assert len(retries) == 1 and sorted(assert_consistent(out)["id"].astype(int)) == [1, 2, 4]
+
+
 def test_no_search_results_is_a_clear_error(tmp_path):
     with DanbooruServer(make_posts(3)) as server:
         with pytest.raises(StageError, match="no usable post for 'nothing_matches rating:g'"):

@@ -95,6 +95,7 @@ class DanbooruScrape:
         self.started = time.monotonic()
         self._bar = None
         self._local = threading.local()
+        self._lock = threading.Lock()
 
     # -- journal ---------------------------------------------------------------------------------
 
@@ -143,7 +144,8 @@ class DanbooruScrape:
                            backoff_max=self.cfg.retry_backoff_max)
 
     def _retried(self, reason: str) -> None:
-        self.result.stats["retries"] = self.result.stats.get("retries", 0) + 1
+        with self._lock:  # called from download threads
+            self.result.stats["retries"] = self.result.stats.get("retries", 0) + 1
 
     def fetch_page(self, page: str | None, tags: str | None = None) -> list[dict]:
         from pipeline.httpclient import GaveUp, get_with_retries
@@ -355,8 +357,14 @@ class DanbooruScrape:
         for i in range(0, len(ids), _FAILED_BATCH):
             if self._needed() <= 0:
                 return
-            tags = " ".join(t for t in (f"id:{','.join(map(str, ids[i:i + _FAILED_BATCH]))}", api.search_tags(self.cfg)) if t)
+            batch = ids[i:i + _FAILED_BATCH]
+            tags = " ".join(t for t in (f"id:{','.join(map(str, batch))}", api.search_tags(self.cfg)) if t)
             page = sorted(self.fetch_page(None, tags=tags), key=lambda p: p["id"], reverse=True)
+            listed = {p["id"] for p in page}
+            for pid in batch:  # deleted or retagged since: the search no longer lists it
+                if pid not in listed:
+                    self._record({"t": "skip", "id": pid, "reason": "no_longer_listed"})
+                    self.result.skipped["no_longer_listed"] += 1
             self.process(page, pool)
 
     def run(self) -> None:
