@@ -212,7 +212,7 @@ def test_md5_mismatch_retried_then_skipped(tmp_path):
 
 def test_api_gives_up_after_bounded_retries(tmp_path):
     with DanbooruServer(make_posts(3), api_faults=[500] * 10) as server:
-        with pytest.raises(StageError, match=r"failed 4 times \(HTTP 500\).*run the scrape stage again"):
+        with pytest.raises(StageError, match=r"could not be searched: 4 tries failed \(HTTP 500\).*run the scrape stage again"):
             scrape(sparams(server), tmp_path / "raw")
         assert len(server.api_requests) == 4
 
@@ -479,3 +479,23 @@ def test_timeouts_are_retried(tmp_path):
         result = scrape(sparams(server, "scrape.danbooru.timeout=0.3"), tmp_path / "raw")
         assert len(server.api_requests) == 2 and len(server.file_requests) == 3
     assert result.new == 2 and result.stats["retries"] == 2
+
+
+def test_missing_and_oversized_files_are_skipped_by_reason(tmp_path):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from danbooru_server import PLACEHOLDER, register_file
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buf, format="PNG")
+    big = register_file(buf.getvalue())  # ~12 KB of noise
+    posts = make_posts(3)
+    posts[0] = with_changes(posts[0], md5=big, file_url=f"{PLACEHOLDER}/original/{big[:2]}/{big[2:4]}/{big}.png")
+    with DanbooruServer(posts, file_faults={posts[1]["md5"]: [404]}) as server:
+        result = scrape(sparams(server, "scrape.danbooru.max_file_bytes=4096"), tmp_path / "raw")
+        assert len(server.file_requests) == 3  # neither is retried
+    assert dict(result.skipped) == {"too_large": 1, "file_unavailable": 1} and result.new == 1
+    assert sorted(assert_consistent(tmp_path / "raw")["id"].astype(int)) == [1]

@@ -18,7 +18,6 @@ import logging
 import re
 import threading
 import time
-from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import StageError
-from pipeline.params import DanbooruSource, ScrapeParams
+from pipeline.params import ScrapeParams
 from pipeline.sources import danbooru_api as api
 
 log = logging.getLogger(__name__)
@@ -68,8 +67,12 @@ class Outcome:
     downloaded: bool = False
 
 
-class _Stop(Exception):
-    """Enough posts kept."""
+class _TooLarge(Exception):
+    """The body grew past scrape.danbooru.max_file_bytes."""
+
+
+class _Gone(Exception):
+    """The file host refuses or lacks the file (401/403/404/410, a redirect): not worth a retry."""
 
 
 class DanbooruScrape:
@@ -184,8 +187,9 @@ class DanbooruScrape:
                                     policy=self._policy(), timeout=self.cfg.timeout, read=read, check=check,
                                     before=before, on_retry=self._retried)
         except GaveUp as e:
-            raise StageError(f"the search failed {e.tries} times ({e.reason}); the site may be down. "
-                             "Nothing is lost: run the scrape stage again later to resume.") from None
+            raise StageError(f"{self.cfg.base_url} could not be searched: {e.tries} tries failed ({e.reason}). The site "
+                             "may be down or this machine offline (`make demo` runs without a network). Nothing is "
+                             "lost: run the scrape stage again later to resume.") from None
 
     def download(self, post: dict) -> Outcome:
         """Fetch, verify (md5, decode) and store one post's file. Runs in a worker thread."""
@@ -204,17 +208,11 @@ class DanbooruScrape:
         if data is None:
             cap = self.cfg.max_file_bytes
 
-            class TooLarge(Exception):
-                pass
-
-            class Gone(Exception):
-                pass
-
             def check(resp) -> None:
                 if api.is_challenge(resp):
                     raise api.challenge_error(resp, len(self.rows))
                 if resp.status_code in (401, 403, 404, 410) or 300 <= resp.status_code < 400:
-                    raise Gone(f"HTTP {resp.status_code}")
+                    raise _Gone(f"HTTP {resp.status_code}")
 
             def read(resp) -> bytes:
                 if resp.status_code != 200:
@@ -224,7 +222,7 @@ class DanbooruScrape:
                     buf += chunk
                     h.update(chunk)
                     if len(buf) > cap:
-                        raise TooLarge()
+                        raise _TooLarge()
                 if h.hexdigest() != md5:
                     raise Retry(f"md5 mismatch ({len(buf)} bytes)")
                 return bytes(buf)
@@ -234,9 +232,9 @@ class DanbooruScrape:
                                         timeout=self.cfg.timeout, read=read, check=check, on_retry=self._retried,
                                         allow_redirects=False)
                 downloaded = True
-            except TooLarge:
+            except _TooLarge:
                 return Outcome(pid, "skip", "too_large")
-            except Gone as e:
+            except _Gone as e:
                 log.warning("post %s: file %s answered %s; skipped", pid, post["file_url"], e)
                 return Outcome(pid, "skip", "file_unavailable")
             except GaveUp as e:
