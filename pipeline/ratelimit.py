@@ -32,4 +32,8 @@ class TokenBucket:
         wait = slot - now
         if wait > 0:
             self._sleep(wait)
-        return max(wait, 0.0)
+        woke = self._clock()
+        if woke > slot:  # overslept (a busy machine): the next call keeps its distance from this one
+            with self._lock:
+                self._next = max(self._next, woke + self.interval)
+        return max(woke - now, 0.0)
