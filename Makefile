@@ -5,7 +5,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 # DVC stage commands run the first `python` on PATH: make it the venv's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install run test ui flow clean
+.PHONY: install run demo test ui flow clean
 
 install: $(VENV)/.installed
 
@@ -14,9 +14,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	touch $@
 
-## run: the whole pipeline with DVC (scrape -> crop -> train -> evaluate -> report)
+## run: the whole pipeline with DVC (scrape Danbooru -> crop -> tag -> labels -> train -> evaluate -> report); needs internet
 run: install
 	BOORUGAN_PIPELINE_RUN=$${BOORUGAN_PIPELINE_RUN:-make-$$(date +%Y%m%dT%H%M%S)} $(BIN)/dvc repro
+
+## demo: the same stages offline: toy faces instead of Danbooru, no face detector (one Prefect flow run)
+demo: install
+	$(BIN)/python -m pipeline flow -S scrape.source=toy -S crop.detector=none
 
 ## test: the whole test suite (offline, CPU)
 test: install

@@ -40,12 +40,85 @@ class ToySource(Strict):
     seed: int = 0
 
 
+DANBOORU_RATINGS = ("g", "s", "q", "e")
+DANBOORU_EXTENSIONS = ("jpg", "png", "webp", "gif")  # still images Pillow decodes; never video, zip, swf
+
+
+class DanbooruSource(Strict):
+    """``scrape.source: danbooru`` (pipeline/sources/danbooru.py). Credentials never live here: they
+    come from the environment (DANBOORU_LOGIN, DANBOORU_API_KEY)."""
+
+    base_url: str = Field("https://danbooru.donmai.us", description="any Danbooru-compatible site or mirror")
+    tags: str = Field("", description="search tags, space-separated, e.g. '1girl solo'")
+    ratings: list[str] = Field(default_factory=lambda: ["g"], description="subset of g, s, q, e")
+    limit: int = Field(1000, ge=1, description="backfill: posts to hold for this search; incremental: most new posts per run")
+    min_width: int = Field(0, ge=0)
+    min_height: int = Field(0, ge=0)
+    extensions: list[str] = Field(default_factory=lambda: ["jpg", "png", "webp"])
+    exclude_deleted: bool = True
+    rate: float = Field(1.0, gt=0, le=10, description="API requests per second (token bucket, no bursts)")
+    download_concurrency: int = Field(4, ge=1, le=32)
+    user_agent: str | None = Field(None, description="default boorugan/<version> (+<project url>)")
+    allowed_hosts: list[str] = Field(default_factory=lambda: ["*.donmai.us"],
+                                     description="file hosts besides the API host; '*.' matches subdomains")
+    mode: Literal["backfill", "incremental"] = "backfill"
+    page_size: int = Field(200, ge=1, le=200, description="posts per API request (Danbooru's max is 200)")
+    max_retries: int = Field(5, ge=0, le=20)
+    retry_backoff: float = Field(2.0, ge=0, description="first retry wait in s; doubles, +-50% jitter")
+    retry_backoff_max: float = Field(120.0, ge=0)
+    timeout: float = Field(60.0, gt=0, description="seconds per HTTP read")
+    max_file_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+
+    @field_validator("base_url")
+    @classmethod
+    def _plain_http_url(cls, v: str) -> str:
+        from urllib.parse import urlsplit
+
+        u = urlsplit(v)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise ValueError("must be an http(s) URL such as https://danbooru.donmai.us")
+        if u.username or u.password:
+            raise ValueError("must not hold credentials: set DANBOORU_LOGIN and DANBOORU_API_KEY in the environment")
+        if u.query or u.fragment:
+            raise ValueError("must be the site's root URL, without ?query or #fragment")
+        return v.rstrip("/")
+
+    @field_validator("ratings")
+    @classmethod
+    def _known_ratings(cls, v: list[str]) -> list[str]:
+        v = [r.strip().lower() for r in v]
+        bad = [r for r in v if r not in DANBOORU_RATINGS]
+        if bad or not v:
+            raise ValueError(f"unknown rating(s) {bad or v}; allowed: {list(DANBOORU_RATINGS)} "
+                             "(g general, s sensitive, q questionable, e explicit)")
+        return sorted(set(v), key=DANBOORU_RATINGS.index)
+
+    @field_validator("extensions")
+    @classmethod
+    def _image_extensions(cls, v: list[str]) -> list[str]:
+        v = ["jpg" if e.lower().lstrip(".") == "jpeg" else e.lower().lstrip(".") for e in v]
+        bad = [e for e in v if e not in DANBOORU_EXTENSIONS]
+        if bad or not v:
+            raise ValueError(f"extension(s) {bad or v} not allowed; allowed: {list(DANBOORU_EXTENSIONS)} "
+                             "(videos, ugoira zips and flash are never scraped)")
+        return sorted(set(v), key=v.index)
+
+    @field_validator("tags")
+    @classmethod
+    def _cursor_pageable(cls, v: str) -> str:
+        if any(t.lower().lstrip("-").startswith(("order:", "ordfav:", "rating:")) for t in v.split()):
+            raise ValueError("must not hold order:/ordfav: (paging walks posts by id) or rating: "
+                             "(use scrape.danbooru.ratings)")
+        return " ".join(v.split())
+
+
 class ScrapeParams(Strict):
-    source: Literal["folder", "toy"] = "toy"
+    source: Literal["danbooru", "folder", "toy"] = "danbooru"
     folder: str | None = None
     extensions: list[str] = Field(default_factory=lambda: ["jpg", "jpeg", "png", "webp", "gif"])
     max_pixels: int = Field(89_478_485, ge=1, description="decompression-bomb limit (Pillow's default)")
     toy: ToySource = Field(default_factory=ToySource)
+    danbooru: DanbooruSource = Field(default_factory=DanbooruSource)
 
     @field_validator("extensions")
     @classmethod

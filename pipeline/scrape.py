@@ -3,6 +3,9 @@
 Whatever the source, every file is checked to decode (with a decompression-bomb limit), named by
 its content md5 (so the same picture from two places is stored once, and nothing from outside
 reaches a path), written atomically, and listed in ``manifest.parquet``.
+
+``toy`` and ``folder`` are snapshots (the folder ends up holding exactly their images);
+``danbooru`` accumulates and resumes (pipeline/sources/danbooru.py, its own loop and journal).
 """
 
 from __future__ import annotations
@@ -23,13 +26,21 @@ MANIFEST = "manifest.parquet"
 
 @dataclass
 class ScrapeResult:
-    kept: int = 0
+    kept: int = 0                # images the manifest lists
     duplicates: int = 0
     skipped: Counter = field(default_factory=Counter)
     manifest: Path | None = None
+    new: int | None = None       # accumulating sources (danbooru): posts added by this run
+    failed: Counter = field(default_factory=Counter)  # downloads that gave up (retried next run)
+    stats: dict = field(default_factory=dict)         # requests, bytes, rates
 
     def summary(self) -> dict[str, int]:
-        return {"kept": self.kept, "duplicates": self.duplicates, **{f"skipped_{k}": v for k, v in sorted(self.skipped.items())}}
+        out = {"kept": self.kept, "duplicates": self.duplicates, **{f"skipped_{k}": v for k, v in sorted(self.skipped.items())}}
+        if self.new is not None:
+            out["new"] = self.new
+        out.update({f"failed_{k.replace(' ', '_')}": v for k, v in sorted(self.failed.items())})
+        out.update(self.stats)
+        return out
 
 
 def probe_image(data: bytes, max_pixels: int) -> tuple[int, int] | str:
@@ -56,9 +67,13 @@ def scrape(params: ScrapeParams, out_dir: str | Path) -> ScrapeResult:
     from pipeline.atomic import write_bytes, write_parquet
     from pipeline.sources import Skip, get_source
 
+    result = ScrapeResult()
+    if params.source == "danbooru":  # accumulating and resumable: its own loop, same file guarantees
+        from pipeline.sources.danbooru import scrape_danbooru
+
+        return scrape_danbooru(params, out_dir, result)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    result = ScrapeResult()
     rows: list[dict] = []
     seen: set[str] = set()
     for item in tqdm(get_source(params.source)(params), desc=f"scrape ({params.source})", unit="img"):
