@@ -144,7 +144,7 @@ class ModelSpec(Strict):
     dragan: float = Field(0.0, ge=0, description="acgan: DRAGAN gradient penalty weight (0 = off)")
     l1_weight: float = Field(100.0, ge=0, description="sketch2image: weight of the L1 loss to the real face")
     sketch: SketchParams = Field(default_factory=SketchParams, description="sketch2image: XDoG extractor")
-    net: dict[str, Any] = Field(default_factory=dict, description="architecture params, see models/")
+    net: dict[str, Any] = Field(default_factory=dict, validate_default=True, description="architecture params, see models/")
 
     @field_validator("net")
     @classmethod
