@@ -34,6 +34,20 @@ def crop_task(params_path: str, overrides: list[str]) -> dict[str, int]:
     return run_crop(_params(params_path, overrides)).summary()
 
 
+@task(name="tag", cache_policy=NO_CACHE)
+def tag_task(params_path: str, overrides: list[str]) -> dict[str, int]:
+    from pipeline.tag import run_tag
+
+    return run_tag(_params(params_path, overrides)).summary()
+
+
+@task(name="labels", cache_policy=NO_CACHE)
+def labels_task(params_path: str, overrides: list[str]) -> dict[str, int]:
+    from pipeline.labels import run_labels
+
+    return run_labels(_params(params_path, overrides)).summary()
+
+
 @task(name="train", task_run_name="train@{model}", cache_policy=NO_CACHE)
 def train_task(params_path: str, overrides: list[str], model: str) -> dict[str, Any]:
     from pipeline.train import run_train
@@ -65,6 +79,7 @@ def pipeline_flow(params_path: str = "params.yaml", overrides: list[str] | None 
     log = get_run_logger()
     results: dict[str, Any] = {"scrape": scrape_task(params_path, overrides),
                                "crop": crop_task(params_path, overrides)}
+    results.update(tag=tag_task(params_path, overrides), labels=labels_task(params_path, overrides))
     for model in params.train.enabled:
         results[f"train@{model}"] = train_task(params_path, overrides, model)
         results[f"evaluate@{model}"] = evaluate_task(params_path, overrides, model)

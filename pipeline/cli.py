@@ -29,6 +29,20 @@ def _crop(args, params) -> None:
     print(f"crop: {run_crop(params).summary()}")
 
 
+def _tag(args, params) -> None:
+    from pipeline.tag import run_tag
+
+    result = run_tag(params)
+    state = "" if result.enabled else " (disabled: tag.enabled=false)"
+    print(f"tag: {result.summary()}{state}")
+
+
+def _labels(args, params) -> None:
+    from pipeline.labels import run_labels
+
+    print(f"labels: {run_labels(params).summary()}")
+
+
 def _train(args, params) -> None:
     from pipeline.train import run_train
 
@@ -79,6 +93,8 @@ def _flow(args, params) -> None:
 COMMANDS: dict[str, tuple[str, Callable, bool]] = {
     "scrape": ("import raw images into data/raw with a manifest", _scrape, False),
     "crop": ("crop faces from data/raw into data/faces", _crop, False),
+    "tag": ("tag data/faces with illustration2vec into data/tags.parquet", _tag, False),
+    "labels": ("merge manual labels and tags into data/labels.parquet", _labels, False),
     "train": ("train one model of train.models on data/faces", _train, True),
     "evaluate": ("score one trained model against the real faces", _evaluate, True),
     "sample": ("write a grid of faces from a trained model (conditional: --tags)", _sample, True),

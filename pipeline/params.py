@@ -67,13 +67,27 @@ class ScrapeParams(Strict):
 
 
 class CropParams(Strict):
-    detector: Literal["animeface", "none"] = "animeface"
-    size: int = Field(64, ge=8, le=1024)
-    margin: float = Field(1.5, ge=1.0, le=4.0)
+    """How faces are found and cut; see pipeline/crop.py and pipeline/facecrop.py."""
+
+    detector: Literal["animeface", "lbpcascade", "none"] = "animeface"
+    size: int = Field(64, ge=8, le=1024, description="output side in px (64 default; 128, 256 for bigger GANs)")
+    margin: float = Field(1.5, ge=1.0, le=4.0, description="square side = margin x the longer box side")
     min_score: float = Field(0.5, ge=0.0, le=1.0)
-    min_face: int = Field(24, ge=1)
-    detect_max_side: int = Field(512, ge=64, description="detect on a copy no larger than this")
+    min_face: int = Field(24, ge=1, description="px in the source image; smaller faces are dropped")
+    detect_max_side: int | None = Field(512, ge=64, description="detect on a copy no larger than this (null: full size)")
     max_faces: int = Field(8, ge=1)
+    border: Literal["shift", "pad_reflect", "pad_constant", "drop"] = "shift"
+    pad_value: int = Field(0, ge=0, le=255, description="grey level of pad_constant")
+    format: Literal["png", "webp", "jpg"] = Field("png", description="png and webp are lossless")
+    jpg_quality: int = Field(95, ge=1, le=100)
+    workers: int = Field(0, ge=0, description="parallel processes; 0 = all cores")
+    dedupe_distance: int | None = Field(None, ge=0, le=16, description="drop a face whose 64-bit dHash is this "
+                                        "close to a better face's (e.g. 4); null keeps all")
+    cascade_file: str | None = Field(None, description="a local lbpcascade_animeface.xml instead of the download")
+    cascade_url: str = ("https://raw.githubusercontent.com/nagadomi/lbpcascade_animeface/"
+                        "4433ab1ae1166ea75acfe99eb0f18709dac329a0/lbpcascade_animeface.xml")
+    cascade_sha256: str = Field("9376d30ac38db6bda2a68b88b3b76bbd7e6aa33af47f7f5c76bc88ca75f1ce30",
+                                pattern=r"^[0-9a-f]{64}$")
 
 
 class FeatureNetParams(Strict):
@@ -183,7 +197,7 @@ class ModelSpec(Strict):
 
 
 class TrainParams(Strict):
-    enabled: list[str] = Field(default_factory=lambda: ["dcgan"])
+    enabled: list[str] = Field(default_factory=list)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's)")
@@ -200,10 +214,100 @@ class TrainParams(Strict):
         return self
 
 
+def _make_girls_moe_groups() -> dict[str, dict[str, str]]:
+    """make.girls.moe's exclusive groups (Jin et al. 2017) as value -> i2v tag name."""
+    hair = "blonde brown black blue pink purple green red silver white orange aqua grey".split()
+    eyes = "blue red brown green purple yellow pink aqua black orange".split()
+    return {
+        "hair_color": {c: f"{c} hair" for c in hair},
+        "hair_style": {"long": "long hair", "short": "short hair", "twin_tail": "twintails",
+                       "drill": "drill hair", "ponytail": "ponytail"},
+        "eye_color": {c: f"{c} eyes" for c in eyes},
+    }
+
+
+def _make_girls_moe_binary() -> dict[str, str]:
+    return {"blush": "blush", "smile": "smile", "open_mouth": "open mouth", "hat": "hat",
+            "ribbon": "ribbon", "glasses": "glasses"}
+
+
+_NAME_RE = r"^[a-z][a-z0-9_]*$"
+_RESERVED = {"face_id", "multi_hot", "known", "content"}
+
+
+class VocabularyParams(Strict):
+    """The attributes labels are made of: exclusive groups (attribute -> {value: tag}) and
+    independent binary attributes (attribute -> tag). Tag names are the tagger's own ("grey hair");
+    whether they exist is checked against the tagger's tag list when it loads (pipeline.vocab)."""
+
+    groups: dict[str, dict[str, str]] = Field(default_factory=_make_girls_moe_groups)
+    binary: dict[str, str] = Field(default_factory=_make_girls_moe_binary)
+
+    @model_validator(mode="after")
+    def _well_formed(self) -> "VocabularyParams":
+        import re
+
+        names = list(self.groups) + list(self.binary)
+        for n in names:
+            if not re.match(_NAME_RE, n) or n in _RESERVED or n.startswith("source_"):
+                raise ValueError(f"attribute name {n!r} must match {_NAME_RE} and not be one of "
+                                 f"{sorted(_RESERVED)} or start with 'source_' (it becomes a column name)")
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"attribute(s) {dup} are both a group and a binary attribute")
+        for g, values in self.groups.items():
+            if len(values) < 2:
+                raise ValueError(f"group {g!r} needs at least 2 values, got {list(values)}")
+            bad = [v for v in values if not v.strip() or v in ("unknown", "yes", "no")]
+            if bad:
+                raise ValueError(f"group {g!r}: value name(s) {bad} are reserved or empty")
+        tags = [t for vs in self.groups.values() for t in vs.values()] + list(self.binary.values())
+        reused = sorted({t for t in tags if tags.count(t) > 1})
+        if reused:
+            raise ValueError(f"tag(s) {reused} are used by more than one attribute value")
+        return self
+
+    def tags(self) -> list[str]:
+        """Every tag the vocabulary uses, in vocabulary order (groups, then binary)."""
+        return [t for vs in self.groups.values() for t in vs.values()] + list(self.binary.values())
+
+
+class TagParams(Strict):
+    """Stage ``tag``: a tagger (illustration2vec) over the face crops -> ``tag.out``."""
+
+    enabled: bool = Field(False, description="off: the stage writes an empty table and says how to turn it on")
+    tagger: Literal["i2v"] = "i2v"
+    weights_dir: str | None = Field(None, description="folder with the caffemodel and tag list; default $BOORUGAN_CACHE/i2v")
+    download: bool = Field(True, description="download missing weights from the release URLs")
+    checksums: dict[str, str] = Field(default_factory=dict, description="file name -> sha256, checked after download")
+    out: str = "data/tags.parquet"
+    threshold: float = Field(0.25, ge=0.0, le=1.0, description="general tags with p > threshold are listed")
+    batch_size: int = Field(32, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    half: bool = Field(True, description="fp16 on the GPU (never on CPU)")
+    num_threads: int | None = Field(None, ge=1)
+    vocabulary: VocabularyParams = Field(default_factory=VocabularyParams)
+
+
+class LabelsParams(Strict):
+    """Stage ``labels``: manual labels merged with the tagger's into one table per face."""
+
+    manual: str = Field("labels/manual.csv", description="CSV keyed by face_id, md5 or file; absent file = no manual labels")
+    out: str = "data/labels.parquet"
+    vocab_out: str = "data/labels_vocab.json"
+    conflicts: str = Field("data/label_conflicts.csv", description="manual vs confident tagger disagreements")
+    prefer: Literal["manual", "i2v"] = Field("manual", description="which source wins where both give a value")
+    threshold: float = Field(0.25, ge=0.0, le=1.0, description="tagger probability needed for a value")
+    conflict_confidence: float = Field(0.75, ge=0.0, le=1.0, description="tagger probability that makes a disagreement a conflict")
+    min_known: int = Field(0, ge=0, description="drop faces with fewer known attributes (0 keeps all)")
+
+
 class Params(Strict):
     paths: PathsParams = Field(default_factory=PathsParams)
     scrape: ScrapeParams = Field(default_factory=ScrapeParams)
     crop: CropParams = Field(default_factory=CropParams)
+    tag: TagParams = Field(default_factory=TagParams)
+    labels: LabelsParams = Field(default_factory=LabelsParams)
     train: TrainParams = Field(default_factory=TrainParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     report: ReportParams = Field(default_factory=ReportParams)
@@ -226,6 +330,11 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key.strip():
         raise ParamsError(f"override {text!r} is not of the form key.sub=value")
     value = yaml.safe_load(raw) if raw.strip() else ""
+    if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string; the command line means a number
+        try:
+            value = float(value) if any(c in value for c in ".eE") else value
+        except ValueError:
+            pass
     return key.strip().split("."), value
 
 

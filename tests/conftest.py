@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# ../shared/data from the project root; a git worktree elsewhere points BOORUGAN_SHARED_DATA at it
+SHARED_DATA = Path(os.environ.get("BOORUGAN_SHARED_DATA") or ROOT.parent / "shared" / "data")
 
 _SESSION_TMP = Path(tempfile.mkdtemp(prefix="boorugan-tests-"))
 # Before anything imports mlflow/prefect: every test logs to a throwaway store, never the repo's.
@@ -25,8 +26,10 @@ os.environ.pop("BOORUGAN_PIPELINE_RUN", None)
 
 def tiny_overrides(root: Path) -> list[str]:
     """-S overrides that make every stage take seconds: few small toy faces, few steps."""
-    return [f"paths.raw={root}/data/raw", f"paths.faces={root}/data/faces", f"paths.runs={root}/runs",
+    return ["scrape.source=toy", "crop.detector=none", f"paths.raw={root}/data/raw", f"paths.faces={root}/data/faces", f"paths.runs={root}/runs",
             f"paths.metrics={root}/metrics", f"paths.reports={root}/reports",
+            f"tag.out={root}/data/tags.parquet", f"labels.out={root}/data/labels.parquet",
+            f"labels.vocab_out={root}/data/labels_vocab.json", f"labels.conflicts={root}/data/label_conflicts.csv",
             "scrape.toy.count=48", "scrape.toy.size=32", "crop.size=32",
             "train.device=cpu", "train.models.dcgan.steps=4", "train.models.dcgan.batch_size=16",
             "train.models.dcgan.log_every=2", "train.models.dcgan.net.ngf=8", "train.models.dcgan.net.ndf=8",
@@ -51,3 +54,6 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def session_tmp() -> Path:
     return _SESSION_TMP
+
+
+from browser import browser  # noqa: E402,F401  (fixture for the page tests)

@@ -35,7 +35,7 @@ def register(name: str) -> Callable[[MetricFn], MetricFn]:
     return deco
 
 
-def ssl_features(ctx: EvalContext) -> tuple[np.ndarray, np.ndarray]:
+def ssl_feature_pair(ctx: EvalContext) -> tuple[np.ndarray, np.ndarray]:
     if "ssl" not in ctx.cache:
         from pipeline.metrics.ssl_features import extract, load_or_train
 
@@ -50,7 +50,7 @@ def ssl_fd(ctx: EvalContext) -> dict[str, float]:
     """Fréchet distance in the rotation-net feature space, beside real-vs-real (two halves) for scale."""
     from pipeline.metrics.frechet import frechet_between
 
-    real, fake = ssl_features(ctx)
+    real, fake = ssl_feature_pair(ctx)
     perm = np.random.default_rng(ctx.params.seed).permutation(len(real))
     half = len(real) // 2
     return {"ssl_fd": frechet_between(real, fake),

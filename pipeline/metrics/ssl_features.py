@@ -11,20 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from pipeline.cache import cache_dir
 from pipeline.params import FeatureNetParams
 
 log = logging.getLogger(__name__)
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("BOORUGAN_CACHE", Path.home() / ".cache" / "boorugan"))
 
 
 class RotationNet(nn.Module):
