@@ -92,33 +92,58 @@ def encode_labels(frame, attrs: list[str]) -> Labels:
     return Labels(np.stack(codes, 1), vocab)
 
 
-def load_labels(faces: Faces, attrs: list[str], labels_path: str | Path, faces_dir: str | Path, raw_dir: str | Path) -> Labels:
-    """Labels of ``faces`` for ``attrs``, in the faces' order.
-
-    From ``labels_path`` (data/labels.parquet: face_id + one string column per attribute) when it
-    exists; otherwise from the raw manifest's columns (the toy source writes hair_color and
-    eye_color there), joined to the faces through the crop index's md5.
-    """
+def _manifest_labels(faces_dir: str | Path, raw_dir: str | Path):
+    """The raw manifest's columns (the toy source writes hair_color and eye_color there) per face_id,
+    joined through the crop index's md5; None when there is no manifest."""
     import pandas as pd
 
     from pipeline.crop import INDEX
     from pipeline.scrape import MANIFEST
 
+    manifest = Path(raw_dir) / MANIFEST
+    if not manifest.exists():
+        return None
+    index = pd.read_parquet(Path(faces_dir) / INDEX)[["face_id", "md5"]]
+    return index.merge(pd.read_parquet(manifest), on="md5", how="left").drop_duplicates("face_id").set_index("face_id")
+
+
+def load_labels(faces: Faces, attrs: list[str], labels_path: str | Path, faces_dir: str | Path, raw_dir: str | Path) -> Labels:
+    """Labels of ``faces`` for ``attrs``, in the faces' order.
+
+    Per face and attribute: the value in ``labels_path`` (data/labels.parquet from the labels stage:
+    face_id + one string column per attribute) where it is known; else the raw manifest's column of
+    that name (the toy source knows every face's hair and eye colour, which an offline pipeline with
+    tagging off and no manual labels would otherwise leave all unknown); else unknown (-1).
+    """
+    import pandas as pd
+
+    sources = []
     labels_path = Path(labels_path)
     if labels_path.exists():
-        frame, where = pd.read_parquet(labels_path), str(labels_path)
-    else:
-        manifest = Path(raw_dir) / MANIFEST
-        if not manifest.exists():
-            raise FileNotFoundError(f"conditioning on {attrs} needs {labels_path} (the labels stage) or a raw manifest with those columns")
-        index = pd.read_parquet(Path(faces_dir) / INDEX)[["face_id", "md5"]]
-        frame = index.merge(pd.read_parquet(manifest), on="md5", how="left")
-        where = f"{manifest} (joined to the crop index by md5, as {labels_path} does not exist)"
-    missing = [a for a in attrs if a not in frame.columns]
+        sources.append((str(labels_path), pd.read_parquet(labels_path).drop_duplicates("face_id").set_index("face_id")))
+    manifest = _manifest_labels(faces_dir, raw_dir)
+    if manifest is not None:
+        sources.append((f"{Path(raw_dir)} manifest", manifest))
+    if not sources:
+        raise FileNotFoundError(f"conditioning on {attrs} needs {labels_path} (python -m pipeline labels) "
+                                f"or a raw manifest with those columns in {raw_dir}")
+    missing = [a for a in attrs if not any(a in f.columns for _, f in sources)]
     if missing:
-        raise ValueError(f"conditioning attributes {missing} are not columns of {where}; it has {sorted(frame.columns)}")
-    frame = frame.drop_duplicates("face_id").set_index("face_id").reindex(faces.ids)
-    return encode_labels(frame.reset_index(), attrs)
+        have = sorted({c for _, f in sources for c in f.columns})
+        raise ValueError(f"conditioning attributes {missing} are columns of none of {[w for w, _ in sources]}; they have {have}")
+    merged = pd.DataFrame(index=pd.Index(faces.ids, name="face_id"))
+    for a in attrs:
+        col = pd.Series("unknown", index=merged.index, dtype=object)
+        for _, frame in reversed(sources):  # the first source wins where it knows the value
+            if a in frame.columns:
+                vals = frame[a].reindex(merged.index)
+                known = vals.notna() & ~vals.astype(str).str.lower().isin(UNKNOWN)
+                col[known] = vals[known].astype(str)
+        if not (col != "unknown").any():
+            raise ValueError(f"no face has a known {a!r} in {[w for w, _ in sources]}: label faces "
+                             f"(labels/manual.csv, or -S tag.enabled=true) or drop {a!r} from the model's conditioning")
+        merged[a] = col
+    return encode_labels(merged.reset_index(), attrs)
 
 
 def toy_labelled_faces(n: int, size: int = 32, seed: int = 0) -> tuple[Faces, Labels]:

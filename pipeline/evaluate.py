@@ -15,12 +15,10 @@ from pipeline.params import Params
 
 def evaluate_generator(params: Params, name: str) -> dict[str, Any]:
     """Metrics of the trained ``name`` (no tracking, no files): the pure part of the stage."""
-    import torch
-
     from pipeline.datasets import load_faces
-    from pipeline.images import to_uint8
     from pipeline.metrics import EvalContext, compute
-    from pipeline.trainer import load_generator, resolve_device
+    from pipeline.sample import generated_faces
+    from pipeline.trainer import resolve_device
 
     cfg = params.evaluate
     device = resolve_device(params.train.device)
@@ -28,15 +26,7 @@ def evaluate_generator(params: Params, name: str) -> dict[str, Any]:
     ckpt = Path(params.paths.runs) / name / "checkpoint.pt"
     if not ckpt.exists():
         raise FileNotFoundError(f"{ckpt} does not exist; train the model first (python -m pipeline train {name})")
-    G, meta = load_generator(ckpt, device, ema=cfg.use_ema)
-    sketches = None
-    if meta["family"] == "sketch":  # sketch2image draws the real faces back from their sketches
-        from pipeline.datasets import sketches_of
-        from pipeline.params import ModelSpec
-
-        sk = sketches_of(real.images[:cfg.num_samples], ModelSpec(**meta["spec"]).sketch)
-        sketches = torch.from_numpy(sk)[:, None].float().div(127.5).sub(1)
-    fake = to_uint8(G.sample(cfg.num_samples, seed=cfg.seed, batch_size=cfg.batch_size, sketches=sketches))
+    fake = generated_faces(ckpt, cfg.num_samples, device, seed=cfg.seed, batch_size=cfg.batch_size, ema=cfg.use_ema, real=real.images)
     ctx = EvalContext(real.images, fake, real.digest, cfg, str(device))
     metrics = compute(cfg.metrics, ctx)
     metrics.update(num_real=len(real.images), num_fake=len(fake))

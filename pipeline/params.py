@@ -202,7 +202,6 @@ class TrainParams(Strict):
     seed: int = 0
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's)")
     resume: Literal["auto", "never"] = Field("auto", description="auto: continue from runs/<model>/checkpoint.pt when it fits")
-    labels: str = Field("data/labels.parquet", description="face labels for conditional models (toy: data/raw manifest)")
     models: dict[str, ModelSpec] = Field(default_factory=dict)
 
     @model_validator(mode="after")

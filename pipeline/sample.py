@@ -22,10 +22,43 @@ def load_sketch(path: str | Path, size: int) -> np.ndarray:
         return np.asarray(im.convert("L").resize((size, size), Image.Resampling.LANCZOS))[None]
 
 
-def sample(params: Params, name: str, n: int = 64, tags: list[str] | None = None, seed: int = 0,
-           sketch: str | None = None, ema: bool = True, out: str | Path | None = None) -> Path:
+def sketch_tensor(sketches: np.ndarray):
+    """N x H x W uint8 sketches -> N x 1 x H x W float in [-1, 1], what sketch2image's G takes."""
     import torch
 
+    return torch.from_numpy(np.ascontiguousarray(sketches))[:, None].float().div(127.5).sub(1)
+
+
+def sketches_for(meta: dict, faces: np.ndarray) -> np.ndarray:
+    """XDoG sketches of ``faces`` with the extractor settings the checkpoint was trained with."""
+    from pipeline.datasets import sketches_of
+    from pipeline.params import ModelSpec
+
+    return sketches_of(faces, ModelSpec(**meta["spec"]).sketch)
+
+
+def generated_faces(ckpt: str | Path, n: int, device, *, seed: int = 0, batch_size: int = 256, ema: bool = True,
+                    real: np.ndarray | None = None, tags: list[str] | None = None) -> np.ndarray:
+    """n faces (N x H x W x 3 uint8) from a checkpoint of any family: what ``evaluate`` scores.
+
+    Unconditional: noise of ``seed``; conditional: ``tags`` fixed, every other attribute drawn
+    uniformly; sketch2image: the XDoG sketches of ``real[:n]`` (it cannot draw from nothing).
+    """
+    from pipeline.images import to_uint8
+    from pipeline.trainer import load_generator
+
+    G, meta = load_generator(ckpt, device, ema=ema)
+    sketches = None
+    if meta["family"] == "sketch":
+        if real is None:
+            raise ValueError(f"{ckpt} is a sketch2image model: it needs real faces to take sketches of")
+        sketches = sketch_tensor(sketches_for(meta, real[:n]))
+    return to_uint8(G.sample(n, seed=seed, batch_size=batch_size, tags=tags, sketches=sketches))
+
+
+def sample(params: Params, name: str, n: int = 64, tags: list[str] | None = None, seed: int = 0,
+           sketch: str | None = None, ema: bool = True, out: str | Path | None = None) -> Path:
+    """Write a grid of ``n`` samples of model ``name`` (sketch2image: sketch beside face) and return its path."""
     from pipeline.images import grid, save_png, to_uint8
     from pipeline.trainer import load_generator, resolve_device
 
@@ -34,20 +67,18 @@ def sample(params: Params, name: str, n: int = 64, tags: list[str] | None = None
         raise FileNotFoundError(f"{ckpt} does not exist; train the model first (python -m pipeline train {name})")
     device = resolve_device(params.train.device)
     G, meta = load_generator(ckpt, device, ema=ema)
-    sketches = None
     if meta["family"] == "sketch":
         if tags:
-            raise ValueError("sketch2image takes a sketch, not tags")
+            raise ValueError("sketch2image takes a sketch (--sketch path), not tags")
         if sketch:
             sk = load_sketch(sketch, meta["image_size"])
         else:
-            from pipeline.datasets import load_faces, sketches_of
-            from pipeline.params import ModelSpec
+            from pipeline.datasets import load_faces
 
-            sk = sketches_of(load_faces(params.paths.faces, limit=n).images, ModelSpec(**meta["spec"]).sketch)
-        sketches = torch.from_numpy(sk)[:, None].float().div(127.5).sub(1)
+            sk = sketches_for(meta, load_faces(params.paths.faces, limit=n).images)
+        sketches = sketch_tensor(sk)
         fake = G.sample(len(sketches), seed=seed, sketches=sketches)
-        pics = torch.stack([sketches.to(fake.device).expand(-1, 3, -1, -1), fake], 1).flatten(0, 1)  # sketch, face
+        pics = torch_pairs(sketches.to(fake.device), fake)
     elif sketch:
         raise ValueError(f"{name} is not a sketch model; --sketch applies to sketch2image")
     else:
@@ -55,6 +86,13 @@ def sample(params: Params, name: str, n: int = 64, tags: list[str] | None = None
     label = "_".join(t.strip().replace(" ", "-") for t in tags or []) or "random"
     out = Path(out) if out else Path("sampled") / name / f"{label}_seed{seed}.png"  # not in runs/: a DVC output
     return save_png(grid(to_uint8(pics)), out)
+
+
+def torch_pairs(sketches, faces):
+    """Interleave each sketch (as grey RGB) with the face drawn from it, for a grid."""
+    import torch
+
+    return torch.stack([sketches.expand(-1, faces.shape[1], -1, -1), faces], 1).flatten(0, 1)
 
 
 def toy_hair_accuracy(sampler, n: int = 64, seed: int = 0) -> dict[str, float]:

@@ -23,7 +23,7 @@ def run_train(params: Params, name: str) -> dict[str, Any]:
 
     spec = params.model(name)
     faces = load_faces(params.paths.faces)
-    labels = (load_labels(faces, spec.conditioning, params.train.labels, params.paths.faces, params.paths.raw)
+    labels = (load_labels(faces, spec.conditioning, params.labels.out, params.paths.faces, params.paths.raw)
               if spec.conditioning else None)
     sketches = sketches_of(faces.images, spec.sketch) if spec.family == "sketch" else None
     data_id = faces.digest if labels is None else f"{faces.digest}:{hashlib.md5(labels.codes.tobytes()).hexdigest()}"
