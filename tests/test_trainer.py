@@ -4,6 +4,7 @@ import pickle
 
 import pytest
 import torch
+from conftest import ROOT
 
 from pipeline import trainer
 from pipeline.datasets import Labels, sketches_of, toy_labelled_faces
@@ -95,12 +96,10 @@ def test_threshold_skips_the_update(threshold, d_moves):
         stats = gan_step(gan, Batch(real, z=torch.randn(16, 8)))
         after = _snapshot(gan)
         assert stats[4].item() == float(d_moves) and stats[5].item() == 0.0  # d_updated, g_updated
-        try:
-            assert_same(before["D"], after["D"]) or assert_same(before["opt_d"], after["opt_d"])
-            d_same = True
-        except AssertionError:
-            d_same = False
-        assert d_same is not d_moves
+        d_params_same = all(torch.equal(before["D"][k], after["D"][k]) for k in before["D"])
+        d_state_same = all(torch.equal(a, b) for p in before["opt_d"]["state"]
+                           for a, b in zip(before["opt_d"]["state"][p].values(), after["opt_d"]["state"][p].values()))
+        assert d_params_same is (not d_moves) and d_state_same is (not d_moves)
         assert_same(before["G"], after["G"])  # G's loss is never above 100
         assert_same(before["opt_g"], after["opt_g"])
 
@@ -158,3 +157,15 @@ def test_checkpoints_load_weights_only(tmp_path):
     torch.save(state, tmp_path / "evil.pt")
     with pytest.raises(pickle.UnpicklingError):
         load_generator(tmp_path / "evil.pt")
+
+
+def test_trainer_imports_without_tracking_libraries():
+    """The GPU box has torch but no MLflow/Prefect/DVC: tracking reaches the loop only as callbacks."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pipeline.trainer, pipeline.sample, models.sampler; "
+            "print(sorted(m for m in ('mlflow', 'prefect', 'dvc', 'pandas', 'matplotlib') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
