@@ -63,6 +63,7 @@ class GAN:
     G_ema: torch.nn.Module | None = None
     sizes: list[int] = field(default_factory=list)  # label vocabulary size per attribute
     step: int = 0
+    epoch: int = 0                           # epochs begun (a checkpoint mid-epoch counts it)
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -232,7 +233,7 @@ def save_checkpoint(gan: GAN, path: Path) -> None:
 
     state = {"G": gan.G.state_dict(), "D": gan.D.state_dict(), "opt_g": gan.opt_g.state_dict(),
              "opt_d": gan.opt_d.state_dict(), "G_ema": gan.G_ema.state_dict() if gan.G_ema is not None else None,
-             "step": gan.step, "meta": gan.meta, "gen": gan.gen.get_state(), "torch_rng": torch.get_rng_state(),
+             "step": gan.step, "epoch": gan.epoch, "meta": gan.meta, "gen": gan.gen.get_state(), "torch_rng": torch.get_rng_state(),
              "cuda_rng": torch.cuda.get_rng_state() if gan.gen.device.type == "cuda" else None}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -255,6 +256,7 @@ def restore(gan: GAN, state: dict) -> None:
     if state.get("cuda_rng") is not None and gan.gen.device.type == "cuda":
         torch.cuda.set_rng_state(state["cuda_rng"])
     gan.step = state["step"]
+    gan.epoch = state.get("epoch", 0)
 
 
 def load_generator(path: str | Path, device: torch.device | str = "cpu", ema: bool = True) -> tuple[Sampler, dict]:
@@ -386,6 +388,7 @@ def train(images: np.ndarray, spec: ModelSpec, out_dir: str | Path, *, labels=No
             stats = gan_step(gan, b)
             ema_update(gan)
             gan.step += 1
+            gan.epoch = -(-gan.step // per_epoch)
             sums += stats
             bad += (~torch.isfinite(stats)).any()
             pending += 1

@@ -32,7 +32,7 @@ def run(spec: ModelSpec, out, **kw):
 
 def state_of(path):
     s = load_state(path)
-    return {k: s[k] for k in ("G", "D", "G_ema", "opt_g", "opt_d", "step")}
+    return {k: s[k] for k in ("G", "D", "G_ema", "opt_g", "opt_d", "step", "epoch", "gen")}
 
 
 def assert_same(a, b, where="state"):
