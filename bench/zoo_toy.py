@@ -36,6 +36,7 @@ def main() -> None:
     ap.add_argument("--target", type=float, default=0.8)
     ap.add_argument("--samples", type=int, default=64, help="samples per hair colour per check")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--from-step", type=int, default=0, help="continue the checkpoints in --out from this step")
     ap.add_argument("--out", default="/tmp/zoo_toy")
     args = ap.parse_args()
 
@@ -58,12 +59,12 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for fam in args.families.split(","):
         out = Path(args.out) / fam
-        started, step, acc = time.perf_counter(), 0, {"mean": 0.0}
+        started, step, acc = time.perf_counter(), args.from_step, {"mean": 0.0}
         while step < args.max_steps and acc["mean"] < args.target:
             step += args.check_every
             spec = ModelSpec(arch=fam, steps=step, batch_size=args.batch_size, log_every=args.check_every,
                              conditioning=["hair_color", "eye_color"], net=NETS[fam], **EXTRA.get(fam, {}))
-            train(faces.images, spec, out, labels=labels, seed=0, device="cpu", resume="auto" if step > args.check_every else "never")
+            train(faces.images, spec, out, labels=labels, seed=0, device="cpu", resume="auto" if step > args.check_every or args.from_step else "never")
             sampler, _ = load_generator(out / "checkpoint.pt", "cpu", ema=True)
             acc = toy_hair_accuracy(sampler, n=args.samples, seed=1)
             worst = min((k for k in acc if k != "mean"), key=acc.get)

@@ -267,7 +267,11 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu", ema: bo
     meta = state["meta"]
     vocab = meta.get("vocab") or {}
     G, _ = build(meta["arch"], meta["net"], meta["image_size"], meta["channels"], sum(len(v) for v in vocab.values()))
-    G.load_state_dict(state["G_ema"] if ema and state.get("G_ema") is not None else state["G"])
+    try:
+        G.load_state_dict(state["G_ema"] if ema and state.get("G_ema") is not None else state["G"])
+    except RuntimeError as e:
+        raise StageError(f"{path} does not fit the current models/ code for arch {meta['arch']!r} (written by an "
+                         f"older version?); train it again. {str(e).splitlines()[0]}") from None
     return Sampler(G.to(device), meta), meta
 
 
@@ -279,6 +283,16 @@ def _why_not_resume(old: dict, new: dict) -> str | None:
     b = {k: v for k, v in new["spec"].items() if k not in RESUMABLE_CHANGES}
     diff = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
     return f"training params changed: {diff}" if diff else None
+
+
+def _layers_differ(gan: GAN, state: dict) -> str | None:
+    """Same params but other tensors: the model code changed since the checkpoint (DVC reruns
+    train when models/ changes, and the persisted checkpoint must not crash it)."""
+    for name, net in (("G", gan.G), ("D", gan.D)):
+        mine = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+        if mine != {k: tuple(v.shape) for k, v in state[name].items()}:
+            return f"{name}'s layers differ from the checkpoint's (the model code changed)"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -314,7 +328,7 @@ def train(images: np.ndarray, spec: ModelSpec, out_dir: str | Path, *, labels=No
     resumed_from = 0
     if resume == "auto" and ckpt.exists():
         state = load_state(ckpt, dev)
-        why = _why_not_resume(state["meta"], gan.meta)
+        why = _why_not_resume(state["meta"], gan.meta) or _layers_differ(gan, state)
         if why is None:
             restore(gan, state)
             resumed_from = gan.step

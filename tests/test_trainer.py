@@ -169,3 +169,16 @@ def test_trainer_imports_without_tracking_libraries():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+def test_a_checkpoint_of_other_layers_is_not_resumed(tmp_path):
+    """DVC reruns train when models/ changes; the persisted checkpoint of the old code must not crash it."""
+    run(spec_for("cgan", steps=2), tmp_path)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    state["G"]["main.0.weight"] = torch.zeros(3, 3)  # as if written by another version of models/mlp.py
+    state["G_ema"]["main.0.weight"] = torch.zeros(3, 3)
+    torch.save(state, tmp_path / "checkpoint.pt")
+    with pytest.raises(trainer.StageError, match="does not fit the current models/ code"):
+        load_generator(tmp_path / "checkpoint.pt")
+    assert run(spec_for("cgan", steps=4), tmp_path)["resumed_from"] == 0
+    assert load_state(tmp_path / "checkpoint.pt")["step"] == 4
