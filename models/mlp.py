@@ -41,11 +41,16 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, hidden: int, layers: int, image_size: int, channels: int, dropout: float, cond_dim: int = 0):
+    def __init__(self, hidden: int, layers: int, image_size: int, channels: int, dropout: float, cond_dim: int = 0,
+                 d_labels: str = "joint"):
         super().__init__()
         dims = [channels * image_size ** 2 + cond_dim] + [hidden * 2 ** i for i in reversed(range(layers))]
-        self.x_in = self.c_in = None
-        if cond_dim:  # image -> widest layer, labels -> a quarter of it, joined (240 and 50 units in the paper)
+        self.x_in = self.c_in = self.embed = None
+        self.projection = bool(cond_dim) and d_labels == "projection"
+        if self.projection:  # logit = head(h) + <embed(c), h>, h the last hidden features of the image alone
+            dims[0] -= cond_dim
+            self.embed = nn.Linear(cond_dim, dims[-1], bias=False)
+        elif cond_dim:  # image -> widest layer, labels -> a quarter of it, joined (240 and 50 units in the paper)
             wide, narrow = dims[1], max(16, dims[1] // 4)
             self.x_in = nn.Sequential(nn.Linear(dims[0] - cond_dim, wide), nn.LeakyReLU(0.2, True), nn.Dropout(dropout))
             self.c_in = nn.Sequential(nn.Linear(cond_dim, narrow), nn.LeakyReLU(0.2, True), nn.Dropout(dropout))
@@ -59,6 +64,9 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         x = x.flatten(1)
+        if self.projection:
+            h = self.main[:-1](x)
+            return (self.main[-1](h) + (self.embed(c) * h).sum(1, keepdim=True)).flatten()
         if self.cond_dim:
             x = torch.cat([self.x_in(x), self.c_in(c)], 1)
         return self.main(x).flatten()
@@ -66,7 +74,7 @@ class Discriminator(nn.Module):
 
 def build(net: MLPNet, image_size: int, channels: int = 3, cond_dim: int = 0):
     g = Generator(net.nz, net.hidden, net.layers, image_size, channels, cond_dim)
-    d = Discriminator(net.hidden, net.layers, image_size, channels, net.dropout, cond_dim)
+    d = Discriminator(net.hidden, net.layers, image_size, channels, net.dropout, cond_dim, net.d_labels)
     g.apply(init_weights)
     d.apply(init_weights)
     return g, d

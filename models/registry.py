@@ -45,6 +45,10 @@ class MLPNet(NetParams):
     hidden: int = Field(256, ge=1, description="width of the first hidden layer; doubles per layer in G")
     layers: int = Field(3, ge=1, le=6, description="hidden layers in each of G and D")
     dropout: float = Field(0.3, ge=0, lt=1, description="dropout in D (Goodfellow et al. used it)")
+    d_labels: Literal["joint", "projection"] = Field(
+        "joint", description="cgan: how D sees the labels: its own hidden layer joined to the image's (Mirza and "
+                             "Osindero), or a projection, the inner product of a label embedding with D's features "
+                             "(Miyato and Koyama 2018)")
 
 
 class Sketch2ImageNet(NetParams):

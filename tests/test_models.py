@@ -104,3 +104,15 @@ def test_xdog_is_deterministic_and_draws_lines():
     assert 0.02 < dark < 0.4  # mostly paper, some lines
     flat = np.full((1, 32, 32, 3), 200, np.uint8)
     assert (xdog(flat) > 250).all()  # no edges, no lines
+
+
+@pytest.mark.parametrize("d_labels", ["joint", "projection"])
+def test_cgan_discriminator_sees_the_labels(d_labels):
+    torch.manual_seed(0)
+    G, D = build("cgan", {**TINY["cgan"], "d_labels": d_labels}, 32, 3, 5)
+    D.eval()
+    x = torch.rand(4, 3, 32, 32)
+    a, b = D(x, one_hot(torch.tensor([[0, 0]] * 4), [3, 2])), D(x, one_hot(torch.tensor([[2, 1]] * 4), [3, 2]))
+    assert a.shape == (4,) and not torch.allclose(a, b)
+    with pytest.raises(ValueError, match="d_labels"):
+        build("cgan", {**TINY["cgan"], "d_labels": "concat"}, 32, 3, 5)
