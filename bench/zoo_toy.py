@@ -38,6 +38,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--from-step", type=int, default=0, help="continue the checkpoints in --out from this step")
     ap.add_argument("--out", default="/tmp/zoo_toy")
+    ap.add_argument("--spec", action="append", default=[], help="family:key=value of the training spec, e.g. acgan:aux_fake=false")
     ap.add_argument("--net", action="append", default=[], help="family:key=value, e.g. cgan:d_labels=projection")
     args = ap.parse_args()
 
@@ -51,10 +52,11 @@ def main() -> None:
     from pipeline.trainer import load_generator, train
 
     torch.set_num_threads(args.threads)
-    for item in args.net:
-        fam, kv = item.split(":", 1)
-        key, value = kv.split("=", 1)
-        NETS[fam][key] = json.loads(value) if value[:1].isdigit() or value in ("true", "false") else value
+    for table, items in ((NETS, args.net), (EXTRA, args.spec)):
+        for item in items:
+            fam, kv = item.split(":", 1)
+            key, value = kv.split("=", 1)
+            table.setdefault(fam, {})[key] = json.loads(value) if value[:1].isdigit() or value in ("true", "false") else value
     faces, labels = toy_labelled_faces(args.faces, args.size, seed=0)
     hair = [labels.vocab["hair_color"][c] for c in labels.codes[:, 0]]
     truth = float(np.mean([hair_colour_of(im) == h for im, h in zip(faces.images, hair)]))

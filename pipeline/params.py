@@ -156,6 +156,8 @@ class ModelSpec(Strict):
     conditioning: list[str] = Field(default_factory=list, description="label attributes (columns of data/labels.parquet)")
     aux_weight: float = Field(1.0, ge=0, description="acgan: weight of the attribute classification loss")
     dragan: float = Field(0.0, ge=0, description="acgan: DRAGAN gradient penalty weight (0 = off)")
+    aux_fake: bool = Field(True, description="acgan: D's classifier also learns the labels G was given from its fakes "
+                                             "(Odena et al.); false: from real faces only, so it cannot learn G's mistakes")
     l1_weight: float = Field(100.0, ge=0, description="sketch2image: weight of the L1 loss to the real face")
     sketch: SketchParams = Field(default_factory=SketchParams, description="sketch2image: XDoG extractor")
     net: dict[str, Any] = Field(default_factory=dict, validate_default=True, description="architecture params, see models/")

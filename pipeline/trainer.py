@@ -154,7 +154,10 @@ def _adv_d(gan: GAN, b: Batch, fake: torch.Tensor):
     if gan.spec.family != "acgan":
         return bce(r, real_t) + bce(f, 0.0), r, f
     (r, rc), (f, fc) = r, f
-    loss = bce(r, real_t) + bce(f, 0.0) + gan.spec.aux_weight * (grouped_ce(rc, b.codes, gan.sizes) + grouped_ce(fc, b.codes, gan.sizes))
+    aux = grouped_ce(rc, b.codes, gan.sizes)
+    if gan.spec.aux_fake:
+        aux = aux + grouped_ce(fc, b.codes, gan.sizes)
+    loss = bce(r, real_t) + bce(f, 0.0) + gan.spec.aux_weight * aux
     if gan.spec.dragan:
         loss = loss + gan.spec.dragan * dragan_penalty(gan.D, b.real, gan.gen)
     return loss, r, f
