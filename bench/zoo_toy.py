@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 
 # small nets for a 2-core CPU; the families are those of params.yaml, only narrower
 NETS = {"dcgan_tags": {"nz": 32, "ngf": 32, "ndf": 32}, "acgan": {"nz": 32, "ngf": 32, "ndf": 32},
-        "cgan": {"nz": 32, "hidden": 128, "layers": 2, "dropout": 0.3}}
-EXTRA = {"acgan": {"dragan": 0.5}}
+        "cgan": {"nz": 32, "hidden": 128, "layers": 2, "dropout": 0.3, "d_labels": "projection"}}
+EXTRA = {"acgan": {"aux_fake": False, "dragan": 0.0}}  # as params.yaml's acgan entry
 
 
 def main() -> None:
