@@ -1,15 +1,20 @@
-"""Architecture registry: ``arch`` name -> (typed net params, builder).
+"""Architecture registry: ``arch`` name -> (typed net params, builder, family).
 
 Torch-free on purpose: params validation imports this to check ``train.models.*.net`` before any
 work, and ``--help`` must stay instant. Builders are named as ``module:function`` and imported only
-when a model is built.
+when a model is built. The family picks the trainer's step function (pipeline/trainer.py):
+
+- ``unconditional``: G(z), D(x) -> logit
+- ``conditional``:   G(z, c), D(x, c) -> logit           (c: one-hot labels, concatenated)
+- ``acgan``:         G(z, c), D(x) -> (logit, class logits)
+- ``sketch``:        G(sketch) -> image, D(sketch, image) -> grid of logits (PatchGAN)
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -19,24 +24,61 @@ class NetParams(BaseModel):
 
 
 class DCGANNet(NetParams):
-    """pytorch/examples DCGAN geometry; ``extra_layers`` adds constant-resolution 3x3 convs."""
+    """pytorch/examples DCGAN geometry, plus the knobs the AnimeFacesWithGAN variants turn.
+
+    ``extra_layers`` adds constant-resolution 3x3 convs to G and D; ``g_act: leaky`` is variant
+    v2; ``d_bn_first`` puts BatchNorm on every D layer, the first included (variant v1).
+    """
 
     nz: int = Field(100, ge=1)
     ngf: int = Field(64, ge=1)
     ndf: int = Field(64, ge=1)
     extra_layers: int = Field(0, ge=0, le=8)
+    g_act: Literal["relu", "leaky"] = "relu"
+    d_bn_first: bool = False
+
+
+class MLPNet(NetParams):
+    """Fully connected G and D (the seeds' "basic GAN"; CGAN of Mirza and Osindero when conditioned)."""
+
+    nz: int = Field(100, ge=1)
+    hidden: int = Field(256, ge=1, description="width of the first hidden layer; doubles per layer in G")
+    layers: int = Field(3, ge=1, le=6, description="hidden layers in each of G and D")
+    dropout: float = Field(0.3, ge=0, lt=1, description="dropout in D (Goodfellow et al. used it)")
+    d_labels: Literal["joint", "projection"] = Field(
+        "joint", description="cgan: how D sees the labels: its own hidden layer joined to the image's (Mirza and "
+                             "Osindero), or a projection, the inner product of a label embedding with D's features "
+                             "(Miyato and Koyama 2018)")
+
+
+class Sketch2ImageNet(NetParams):
+    """GEN_1: 7x7 conv, ``blocks`` residual blocks, 7x7 conv + tanh; PatchGAN D of 3 convs."""
+
+    ngf: int = Field(32, ge=1)
+    ndf: int = Field(64, ge=1)
+    blocks: int = Field(6, ge=0, le=16)
 
 
 @dataclass(frozen=True)
 class Arch:
     net: type[NetParams]
-    builder: str  # "module:function", called as builder(net, image_size, channels) -> (G, D)
+    builder: str  # "module:function", called as builder(net, image_size, channels, cond_dim) -> (G, D)
     family: str   # which trainer step function drives it
 
 
 ARCHS: dict[str, Arch] = {
     "dcgan": Arch(DCGANNet, "models.dcgan:build", family="unconditional"),
+    "dcgan_tags": Arch(DCGANNet, "models.dcgan:build", family="conditional"),
+    "acgan": Arch(DCGANNet, "models.acgan:build", family="acgan"),
+    "gan_mlp": Arch(MLPNet, "models.mlp:build", family="unconditional"),
+    "cgan": Arch(MLPNet, "models.mlp:build", family="conditional"),
+    "sketch2image": Arch(Sketch2ImageNet, "models.sketch2image:build", family="sketch"),
 }
+CONDITIONED = ("conditional", "acgan")  # families that need train.models.<m>.conditioning
+
+
+def family(arch: str) -> str:
+    return ARCHS[arch].family
 
 
 def validate_net(arch: str, net: dict[str, Any]) -> dict[str, Any]:
@@ -54,8 +96,8 @@ def validate_net(arch: str, net: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("; ".join(msgs)) from None
 
 
-def build(arch: str, net: dict[str, Any], image_size: int, channels: int = 3):
-    """Construct (G, D) for ``arch``; imports torch."""
+def build(arch: str, net: dict[str, Any], image_size: int, channels: int = 3, cond_dim: int = 0):
+    """Construct (G, D) for ``arch``; imports torch. ``cond_dim``: length of the one-hot label vector."""
     module, func = ARCHS[arch].builder.split(":")
     params = ARCHS[arch].net.model_validate(net)
-    return getattr(importlib.import_module(module), func)(params, image_size, channels)
+    return getattr(importlib.import_module(module), func)(params, image_size, channels, cond_dim)

@@ -57,6 +57,27 @@ def _evaluate(args, params) -> None:
     print(f"evaluate@{args.model}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
 
 
+def _sample(args, params) -> None:
+    from pipeline.errors import StageError
+    from pipeline.sample import sample
+
+    tags = [t for t in (args.tags or "").split(",") if t.strip()]
+    try:
+        path = sample(params, args.model, n=args.n, tags=tags, seed=args.seed, sketch=args.sketch, ema=not args.no_ema, out=args.out)
+    except ValueError as e:  # an unknown tag, tags for an unconditional model, ...
+        raise StageError(str(e)) from None
+    print(f"sample@{args.model}: {path}")
+
+
+def _sample_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--n", type=int, default=64, help="how many faces (default: %(default)s)")
+    p.add_argument("--tags", default="", help='conditional models: comma-separated, e.g. "blue hair,green eyes"')
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sketch", default=None, help="sketch2image: a line drawing to colour")
+    p.add_argument("--no-ema", action="store_true", help="sample the raw G instead of its EMA copy")
+    p.add_argument("--out", default=None, help="PNG path (default: sampled/<model>/<tags>_seed<seed>.png)")
+
+
 def _report(args, params) -> None:
     from pipeline.report import run_report
 
@@ -76,9 +97,12 @@ COMMANDS: dict[str, tuple[str, Callable, bool]] = {
     "labels": ("merge manual labels and tags into data/labels.parquet", _labels, False),
     "train": ("train one model of train.models on data/faces", _train, True),
     "evaluate": ("score one trained model against the real faces", _evaluate, True),
+    "sample": ("write a grid of faces from a trained model (conditional: --tags)", _sample, True),
     "report": ("write reports/report.md comparing the enabled models", _report, False),
     "flow": ("run every stage in order as one Prefect flow", _flow, False),
 }
+
+EXTRA_ARGS: dict[str, Callable[[argparse.ArgumentParser], None]] = {"sample": _sample_args}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         if takes_model:
             p.add_argument("model", help="a key of train.models in params.yaml")
         _common(p)
+        EXTRA_ARGS.get(name, lambda _: None)(p)
     return parser
 
 

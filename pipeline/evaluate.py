@@ -15,12 +15,10 @@ from pipeline.params import Params
 
 def evaluate_generator(params: Params, name: str) -> dict[str, Any]:
     """Metrics of the trained ``name`` (no tracking, no files): the pure part of the stage."""
-    import torch
-
     from pipeline.datasets import load_faces
-    from pipeline.images import to_uint8
     from pipeline.metrics import EvalContext, compute
-    from pipeline.trainer import generate, load_generator, resolve_device
+    from pipeline.sample import generated_faces
+    from pipeline.trainer import resolve_device
 
     cfg = params.evaluate
     device = resolve_device(params.train.device)
@@ -28,9 +26,7 @@ def evaluate_generator(params: Params, name: str) -> dict[str, Any]:
     ckpt = Path(params.paths.runs) / name / "checkpoint.pt"
     if not ckpt.exists():
         raise FileNotFoundError(f"{ckpt} does not exist; train the model first (python -m pipeline train {name})")
-    G, meta = load_generator(ckpt, device)
-    z = torch.randn(cfg.num_samples, G.nz, generator=torch.Generator(device=device).manual_seed(cfg.seed), device=device)
-    fake = to_uint8(generate(G, z, cfg.batch_size))
+    fake = generated_faces(ckpt, cfg.num_samples, device, seed=cfg.seed, batch_size=cfg.batch_size, ema=cfg.use_ema, real=real.images)
     ctx = EvalContext(real.images, fake, real.digest, cfg, str(device))
     metrics = compute(cfg.metrics, ctx)
     metrics.update(num_real=len(real.images), num_fake=len(fake))

@@ -13,6 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from pipeline.sketch import SketchParams
+
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "gif", "bmp")
 
 
@@ -202,7 +204,12 @@ class TrackingParams(Strict):
 
 
 class ModelSpec(Strict):
-    """One named entry of ``train.models``: an architecture plus how to train it."""
+    """One named entry of ``train.models``: an architecture plus how to train it.
+
+    The AnimeFacesWithGAN variants are entries, not code: v3 is ``d_threshold: 0.2``, v4.3 adds
+    ``g_threshold: 4.0``. A threshold skips the update (network and optimizer state untouched)
+    when that network's loss is not above it.
+    """
 
     arch: str
     epochs: int = Field(5, ge=0)
@@ -212,7 +219,21 @@ class ModelSpec(Strict):
     beta1: float = Field(0.5, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
     log_every: int = Field(10, ge=1)
-    net: dict[str, Any] = Field(default_factory=dict, description="architecture params, see models/")
+    checkpoint_every: int | None = Field(None, ge=1, description="steps between checkpoints (default: every epoch)")
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="real target is 1 - this (one-sided)")
+    d_threshold: float | None = Field(None, ge=0, description="update D only when its loss > this")
+    g_threshold: float | None = Field(None, ge=0, description="update G only when its loss > this")
+    ema: bool = Field(True, description="keep an EMA copy of G (used for sampling and evaluation)")
+    ema_decay: float = Field(0.999, ge=0, lt=1)
+    collapse_std: float = Field(1e-3, ge=0, description="stop when the fixed-noise samples vary less than this (0: off)")
+    conditioning: list[str] = Field(default_factory=list, description="label attributes (columns of data/labels.parquet)")
+    aux_weight: float = Field(1.0, ge=0, description="acgan: weight of the attribute classification loss")
+    dragan: float = Field(0.0, ge=0, description="acgan: DRAGAN gradient penalty weight (0 = off)")
+    aux_fake: bool = Field(True, description="acgan: D's classifier also learns the labels G was given from its fakes "
+                                             "(Odena et al.); false: from real faces only, so it cannot learn G's mistakes")
+    l1_weight: float = Field(100.0, ge=0, description="sketch2image: weight of the L1 loss to the real face")
+    sketch: SketchParams = Field(default_factory=SketchParams, description="sketch2image: XDoG extractor")
+    net: dict[str, Any] = Field(default_factory=dict, validate_default=True, description="architecture params, see models/")
 
     @field_validator("net")
     @classmethod
@@ -232,12 +253,30 @@ class ModelSpec(Strict):
             raise ValueError(f"unknown arch {arch!r}; known: {sorted(ARCHS)}")
         return arch
 
+    @model_validator(mode="after")
+    def _conditioning_fits_family(self) -> "ModelSpec":
+        from models.registry import CONDITIONED, family
+
+        needs = family(self.arch) in CONDITIONED
+        if needs and not self.conditioning:
+            raise ValueError(f"arch {self.arch!r} is conditional: set conditioning to label attributes, e.g. [hair_color]")
+        if not needs and self.conditioning:
+            raise ValueError(f"arch {self.arch!r} takes no labels, but conditioning is {self.conditioning}")
+        return self
+
+    @property
+    def family(self) -> str:
+        from models.registry import family
+
+        return family(self.arch)
+
 
 class TrainParams(Strict):
     enabled: list[str] = Field(default_factory=list)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's)")
+    resume: Literal["auto", "never"] = Field("auto", description="auto: continue from runs/<model>/checkpoint.pt when it fits")
     models: dict[str, ModelSpec] = Field(default_factory=dict)
 
     @model_validator(mode="after")

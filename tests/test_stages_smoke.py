@@ -9,7 +9,11 @@ from pipeline.scrape import run_scrape
 from pipeline.train import run_train
 
 
-def test_stages_in_order(tiny_params, tmp_path):
+def test_stages_in_order(tmp_path):
+    from conftest import ROOT, tiny_overrides
+    from pipeline.params import load_params
+
+    tiny_params = load_params(ROOT / "params.yaml", tiny_overrides(tmp_path) + ["train.enabled=[dcgan]"])  # report reads the enabled
     assert run_scrape(tiny_params).kept == 48
     assert run_crop(tiny_params).faces == 48
     summary = run_train(tiny_params, "dcgan")
