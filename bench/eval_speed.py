@@ -57,7 +57,7 @@ def main() -> None:
     hairs = list(HAIR_COLOURS)
     t = time.perf_counter()
     real = np.stack([np.asarray(draw_face(rng, 64, hairs[i % len(hairs)], "blue").convert("RGB")) for i in range(args.n)])
-    print(f"real toy faces drawn in {time.perf_counter() - t:.1f} s (not counted)")
+    print(f"{args.n} real toy faces drawn in {time.perf_counter() - t:.2f} s (not counted)")
     G, _ = build("dcgan", {"nz": 100, "ngf": 64, "ndf": 64}, 64, 3)
     G = G.to(dev)
 
@@ -72,9 +72,9 @@ def main() -> None:
                 lambda: train_rotation_net(real, FeatureNetParams(epochs=args.feature_epochs), dev))
     fr, ff = timed("ssl features", lambda: (extract(net, real, args.batch_size, dev), extract(net, fake, args.batch_size, dev)))
     timed("ssl_fd", lambda: frechet_between(fr, ff))
-    timed("ssl_kid", lambda: kid(fr, ff, cfg.inception.kid_subsets, cfg.inception.kid_subset_size))
+    timed("ssl_kid", lambda: kid(fr, ff, cfg.inception.kid_subsets, cfg.inception.kid_subset_size, device=dev))
     timed("c2st", lambda: c2st_accuracy(fr, ff, seeds=cfg.c2st.seeds, max_per_class=cfg.c2st.max_per_class,
-                                        steps=cfg.c2st.steps))
+                                        steps=cfg.c2st.steps, device=dev))
     timed("diversity", lambda: diversity(fr, ff, cfg.diversity.near_duplicate_quantile, cfg.diversity.max_samples))
     if args.inception_weights:
         from pipeline.metrics import inception as inc

@@ -34,11 +34,14 @@ def checkpoints_to_score(run_dir: Path, every_epochs: int | None) -> list[tuple[
     return out
 
 
-def readers_for(params: Params):
-    """Attribute readers for generated images of this dataset (None: none known)."""
-    from pipeline.metrics.attributes import toy_readers
+def readers_for(params: Params, device) -> dict:
+    """Attribute readers for generated images of this dataset: the toy faces' own colour check, else
+    the tagger (loaded only if a conditional model asks)."""
+    from pipeline.metrics.attributes import TaggerReaders, toy_readers
 
-    return toy_readers() if params.scrape.source == "toy" else None
+    if params.scrape.source == "toy":
+        return toy_readers()
+    return TaggerReaders(params.tag, str(device)).readers()
 
 
 def evaluate_checkpoint(params: Params, ckpt: Path, real, names: list[str], device) -> tuple[dict[str, float], dict[str, str], int]:
@@ -57,7 +60,7 @@ def evaluate_checkpoint(params: Params, ckpt: Path, real, names: list[str], devi
     fake, requested = draw(G, cfg.num_samples, cfg.seed, cfg.batch_size, device)
     if requested and "attr_acc" not in names:
         names = [*names, "attr_acc"]
-    ctx = EvalContext(real.images, fake, real.digest, cfg, str(device), requested=requested, readers=readers_for(params))
+    ctx = EvalContext(real.images, fake, real.digest, cfg, str(device), requested=requested, readers=readers_for(params, device))
     values, unavailable = compute(names, ctx)
     values.update(num_real=len(real.images), num_fake=len(fake))
     return values, unavailable, step

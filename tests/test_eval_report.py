@@ -137,3 +137,28 @@ def test_attribute_accuracy_on_toy_faces():
     assert right == {"attr_acc_hair_color": 1.0, "attr_acc": 1.0}  # no reader for eyes: not scored
     wrong = attribute_accuracy(faces, {"hair_color": hairs[1:] + hairs[:1]}, toy_readers())
     assert wrong["attr_acc"] < 0.5
+
+
+def test_attribute_accuracy_through_the_tagger(tmp_path):
+    """Real faces are read by the i2v tagger (tiny random weights here): conditioned on what the
+    tagger reads, accuracy is 1; on a shifted copy it drops; without weights it is unavailable."""
+    from i2v_tiny import tag_names, write_weights
+
+    from pipeline.metrics import EvalContext, compute
+    from pipeline.metrics.attributes import TaggerReaders, attribute_accuracy
+    from pipeline.params import EvaluateParams, TagParams, VocabularyParams
+
+    weights = write_weights(tmp_path / "w", tag_names(VocabularyParams().tags()), seed=5)
+    params = TagParams(enabled=True, weights_dir=str(weights), download=False, device="cpu", batch_size=8)
+    faces = np.random.default_rng(0).integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
+    readers = TaggerReaders(params).readers()
+    seen = readers["hair_color"](faces)
+    assert set(seen) <= set(VocabularyParams().groups["hair_color"])
+    assert attribute_accuracy(faces, {"hair_color": seen}, readers)["attr_acc"] == 1.0
+    values = list(VocabularyParams().groups["hair_color"])
+    other = [values[(values.index(v) + 1) % len(values)] for v in seen]
+    assert attribute_accuracy(faces, {"hair_color": other}, readers)["attr_acc"] == 0.0
+    missing = TaggerReaders(TagParams(weights_dir=str(tmp_path / "none"), download=False)).readers()
+    ctx = EvalContext(faces, faces, "d", EvaluateParams(), requested={"hair_color": seen}, readers=missing)
+    assert "needs the tagger" in compute(["attr_acc"], ctx)[1]["attr_acc"]
+    assert "unconditional" in compute(["attr_acc"], EvalContext(faces, faces, "d", EvaluateParams()))[1]["attr_acc"]

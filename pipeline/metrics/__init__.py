@@ -25,7 +25,7 @@ class EvalContext:
     device: str = "cpu"
     cache: dict[str, Any] = field(default_factory=dict)  # features shared between metrics
     requested: dict[str, list[str | None]] | None = None  # conditional models: attribute -> value asked per sample
-    readers: dict[str, Callable[[np.ndarray], str]] | None = None  # attribute -> reads it off one image
+    readers: dict[str, Callable[[np.ndarray], list[str]]] | None = None  # attribute -> reads it off N images
 
 
 log = logging.getLogger(__name__)

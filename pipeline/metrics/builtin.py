@@ -16,7 +16,7 @@ def ssl_kid(ctx: EvalContext) -> dict[str, float]:
 
     real, fake = ssl_feature_pair(ctx)
     inc = ctx.params.inception
-    mean, std = kid(real, fake, inc.kid_subsets, inc.kid_subset_size, ctx.params.seed)
+    mean, std = kid(real, fake, inc.kid_subsets, inc.kid_subset_size, ctx.params.seed, ctx.device)
     return {"ssl_kid": mean, "ssl_kid_std": std}
 
 
@@ -27,7 +27,7 @@ def c2st(ctx: EvalContext) -> dict[str, float]:
     real, fake = ssl_feature_pair(ctx)
     c = ctx.params.c2st
     mean, std = c2st_accuracy(real, fake, seeds=c.seeds, max_per_class=c.max_per_class, test_fraction=c.test_fraction,
-                              steps=c.steps, hidden=c.hidden, lr=c.lr)
+                              steps=c.steps, hidden=c.hidden, lr=c.lr, device=ctx.device)
     return {"c2st_acc": mean, "c2st_acc_std": std}
 
 
