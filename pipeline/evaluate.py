@@ -55,7 +55,10 @@ def evaluate_checkpoint(params: Params, ckpt: Path, real, names: list[str], devi
     cfg = params.evaluate
     if not ckpt.exists():
         raise FileNotFoundError(f"{ckpt} does not exist; train the model first")
-    G, meta = load_generator(ckpt, device)
+    import inspect
+
+    ema = {"ema": cfg.use_ema} if "ema" in inspect.signature(load_generator).parameters else {}  # zoo checkpoints keep an EMA G
+    G, meta = load_generator(ckpt, device, **ema)
     step = int(torch.load(ckpt, map_location="cpu", weights_only=True).get("step", -1))
     fake, requested = draw(G, cfg.num_samples, cfg.seed, cfg.batch_size, device)
     if requested and "attr_acc" not in names:
