@@ -114,12 +114,12 @@ def render_html(title: str, rows: list[dict[str, Any]], images: dict[str, dict[s
                         f"{'<ul>' + reasons + '</ul>' if reasons else ''}{figs}</section>")
     style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
              "padding:.3em .6em;text-align:right}td.best{background:#dfd}td.na{color:#999}"
-             "figure{display:inline-block;margin:.5em}img{max-width:640px}")
+             "figure{display:inline-block;margin:.5em;vertical-align:top}img{max-width:640px;image-rendering:pixelated}")
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
             f"<style>{style}</style></head><body><h1>{e(title)}</h1>"
             f"<p>Best per column in bold on green. {e(UNRANKED_NOTE)}</p>"
-            f'<table id="metrics"><thead><tr><th>model</th><th>arch</th>{head}</tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table>{''.join(sections)}</body></html>\n")
+            f'<div style="overflow-x:auto"><table id="metrics"><thead><tr><th>model</th><th>arch</th>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div>{''.join(sections)}</body></html>\n")
 
 
 def run_report(params: Params) -> Path:

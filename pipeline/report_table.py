@@ -41,7 +41,7 @@ UNAVAILABLE_COLUMNS = {"inception": "fid", "attr_acc": "attr_acc"}  # metric nam
 def best(rows: list[dict[str, Any]], key: str) -> float | None:
     d = direction(key)
     vals = [r["metrics"][key] for r in rows if isinstance(r["metrics"].get(key), (int, float))]
-    if d is None or len(vals) < 2:
+    if d is None or len(set(vals)) < 2:  # one model, or a tie across all: nothing to mark
         return None
     if d == "lower":
         return min(vals)

@@ -162,3 +162,16 @@ def test_attribute_accuracy_through_the_tagger(tmp_path):
     ctx = EvalContext(faces, faces, "d", EvaluateParams(), requested={"hair_color": seen}, readers=missing)
     assert "needs the tagger" in compute(["attr_acc"], ctx)[1]["attr_acc"]
     assert "unconditional" in compute(["attr_acc"], EvalContext(faces, faces, "d", EvaluateParams()))[1]["attr_acc"]
+
+
+def test_best_per_column_follows_each_metric_direction_and_ignores_ties():
+    from pipeline.report_table import best, cell
+
+    rows = [{"metrics": {"ssl_fd": 2.0, "precision": 0.3, "diversity_ratio": 0.7, "c2st_acc": 1.0, "near_duplicate_share": 0.5}},
+            {"metrics": {"ssl_fd": 1.0, "precision": 0.6, "diversity_ratio": 1.2, "c2st_acc": 0.9, "near_duplicate_share": 0.5,
+                         "unavailable": {"inception": "no weights"}}}]
+    assert best(rows, "ssl_fd") == 1.0 and best(rows, "precision") == 0.6 and best(rows, "diversity_ratio") == 1.2
+    assert best(rows, "c2st_acc") is None  # reported, not ranked
+    assert best(rows, "near_duplicate_share") is None  # a tie marks nobody
+    assert best(rows[:1], "ssl_fd") is None
+    assert cell(rows[1], "fid") == ("unavailable", "no weights") and cell(rows[0], "fid") == ("n/a", None)
