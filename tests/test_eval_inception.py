@@ -134,3 +134,20 @@ def test_a_file_that_is_no_state_dict_is_unavailable(tmp_path):
                       EvaluateParams(inception=InceptionParams(weights_path=str(junk))))
     _, unavailable = compute(["inception"], ctx)
     assert "not a usable Inception state_dict" in unavailable["inception"]
+
+
+def test_a_pickle_that_runs_code_is_refused_before_torch_fidelity_loads_it(tmp_path):
+    import pickle
+
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    bad = tmp_path / "evil.pth"
+    bad.write_bytes(pickle.dumps({"fc.weight": Evil()}, protocol=2))
+    ctx = EvalContext(np.zeros((4, 8, 8, 3), np.uint8), np.zeros((4, 8, 8, 3), np.uint8), "d",
+                      EvaluateParams(inception=InceptionParams(weights_path=str(bad))))
+    _, unavailable = compute(["inception"], ctx)
+    assert "not a usable Inception state_dict" in unavailable["inception"] and not marker.exists()

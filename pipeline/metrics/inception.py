@@ -22,7 +22,15 @@ FEATURES = ("2048", "logits_unbiased")
 
 
 def load_extractor(weights: Path, device: str = "cpu"):
+    """torch-fidelity's network on ``weights``. torch-fidelity unpickles the file with
+    ``weights_only=False``; loading it with ``weights_only=True`` first refuses a file that would run code."""
+    import torch
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or "fc.weight" not in state:
+        raise ValueError(f"{weights} holds no Inception state_dict (no fc.weight)")
+    del state
 
     return FeatureExtractorInceptionV3("inception-v3-compat", list(FEATURES),
                                        feature_extractor_weights_path=str(weights)).to(device)
