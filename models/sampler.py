@@ -60,12 +60,21 @@ class Sampler(nn.Module):
             out[a] = i
         return out
 
-    @torch.no_grad()
+    def requested(self, codes: torch.Tensor) -> dict[str, list[str]]:
+        """Codes -> the attribute values each sample was asked for (what attribute accuracy checks)."""
+        return {a: [values[int(k)] for k in codes[:, j].tolist()] for j, (a, values) in enumerate(self.vocab.items())}
+
     def sample(self, n: int, seed: int = 0, batch_size: int = 256, tags: list[str] | None = None,
                sketches: torch.Tensor | None = None) -> torch.Tensor:
-        """n images in [-1, 1]. Unconditional G samples with batch statistics (as the reference DCGAN);
-        conditional G in eval mode, since a batch that all shares one label would have BatchNorm
-        subtract the label's effect away."""
+        """n images in [-1, 1] (see ``draw``)."""
+        return self.draw(n, seed, batch_size, tags, sketches)[0]
+
+    @torch.no_grad()
+    def draw(self, n: int, seed: int = 0, batch_size: int = 256, tags: list[str] | None = None,
+             sketches: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(n images in [-1, 1], the N x A attribute codes used or None). Unconditional G samples with
+        batch statistics (as the reference DCGAN); conditional G in eval mode, since a batch that all
+        shares one label would have BatchNorm subtract the label's effect away."""
         dev = next(self.G.parameters()).device
         gen = torch.Generator(device=dev).manual_seed(seed)
         g = copy.deepcopy(self.G)
@@ -73,13 +82,14 @@ class Sampler(nn.Module):
             if sketches is None:
                 raise ValueError("sketch2image samples from sketches: pass sketches (N x 1 x H x W in [-1, 1])")
             g.eval()
-            return torch.cat([g(s.to(dev)) for s in sketches[:n].split(batch_size)])
+            return torch.cat([g(s.to(dev)) for s in sketches[:n].split(batch_size)]), None
         z = torch.randn(n, self.nz, generator=gen, device=dev)
         if not self.vocab:
             if tags:
                 raise ValueError("this model is unconditional: it takes no tags")
             g.train()
-            return torch.cat([g(chunk) for chunk in z.split(batch_size)])
+            return torch.cat([g(chunk) for chunk in z.split(batch_size)]), None
         g.eval()
-        c = one_hot(self.random_codes(n, gen, self.codes_of_tags(tags or [])), self.sizes)
-        return torch.cat([g(zc, cc) for zc, cc in zip(z.split(batch_size), c.split(batch_size))])
+        codes = self.random_codes(n, gen, self.codes_of_tags(tags or []))
+        c = one_hot(codes, self.sizes)
+        return torch.cat([g(zc, cc) for zc, cc in zip(z.split(batch_size), c.split(batch_size))]), codes

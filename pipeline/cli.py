@@ -54,7 +54,10 @@ def _evaluate(args, params) -> None:
     from pipeline.evaluate import run_evaluate
 
     metrics = run_evaluate(params, args.model)
+    unavailable = metrics.pop("unavailable", {})
     print(f"evaluate@{args.model}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+    for name, why in unavailable.items():
+        print(f"  {name}: unavailable: {why}")
 
 
 def _sample(args, params) -> None:
@@ -84,6 +87,20 @@ def _report(args, params) -> None:
     print(f"report: {run_report(params)}")
 
 
+def _compare(args, params) -> None:
+    from pipeline.compare import compare_runs
+    from pipeline.errors import StageError
+
+    try:
+        table = compare_runs(params, args.model, args.since)
+    except ValueError as e:  # a --since that is no date
+        raise StageError(str(e)) from None
+    if table.empty:
+        print("compare: no training runs match")
+    else:
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
 def _flow(args, params) -> None:
     from flows.pipeline import pipeline_flow
 
@@ -100,6 +117,7 @@ COMMANDS: dict[str, tuple[str, Callable, bool]] = {
     "sample": ("write a grid of faces from a trained model (conditional: --tags)", _sample, True),
     "report": ("write reports/report.md comparing the enabled models", _report, False),
     "flow": ("run every stage in order as one Prefect flow", _flow, False),
+    "compare": ("the experiment's training runs as a table from MLflow (params that differ, metrics)", _compare, False),
 }
 
 EXTRA_ARGS: dict[str, Callable[[argparse.ArgumentParser], None]] = {"sample": _sample_args}
@@ -112,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         if takes_model:
             p.add_argument("model", help="a key of train.models in params.yaml")
+        if name == "compare":
+            p.add_argument("--model", help="only this model's runs")
+            p.add_argument("--since", help="only runs started on or after this date (YYYY-MM-DD or ISO time, UTC)")
         _common(p)
         EXTRA_ARGS.get(name, lambda _: None)(p)
     return parser
@@ -125,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         params = load_params(args.params, args.overrides)
-        if getattr(args, "model", None) is not None:
+        if COMMANDS[args.command][2]:
             params.model(args.model)
         COMMANDS[args.command][1](args, params)
     except (ParamsError, StageError, FileNotFoundError) as e:

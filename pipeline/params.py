@@ -174,13 +174,50 @@ class FeatureNetParams(Strict):
     seed: int = 0
 
 
+class InceptionParams(Strict):
+    """The standard FID/KID/IS/PR feature network (torch-fidelity's port of the 2015 TF Inception)."""
+
+    url: str = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{8,64}$",
+                               description="full sha256 or a prefix; null: the hex suffix of the file name (torch.hub convention)")
+    weights_path: str | None = Field(None, description="an offline copy of the weights; default $BOORUGAN_CACHE/inception/<file name>")
+    download: bool = Field(True, description="fetch missing weights on first use; false: report the metrics unavailable")
+    retries: int = Field(1, ge=0)
+    kid_subsets: int = Field(100, ge=1)
+    kid_subset_size: int = Field(1000, ge=2, description="clamped to the smaller set")
+    isc_splits: int = Field(10, ge=1)
+    prc_neighborhood: int = Field(3, ge=1, description="k of Kynkäänniemi et al. precision/recall")
+
+
+class C2STParams(Strict):
+    """Classifier two-sample test on the ssl features: fixed budget so runs compare."""
+
+    test_fraction: float = Field(0.3, gt=0, lt=1)
+    max_per_class: int = Field(2000, ge=4)
+    steps: int = Field(300, ge=1, description="full-batch Adam steps of the MLP")
+    hidden: int = Field(64, ge=1)
+    lr: float = Field(1e-2, gt=0)
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+
+
+class DiversityParams(Strict):
+    near_duplicate_quantile: float = Field(0.01, gt=0, lt=1, description="a sample is a near-duplicate when its nearest "
+                                           "other sample is closer than this quantile of real faces' nearest-neighbour distances")
+    max_samples: int = Field(2000, ge=4)
+
+
 class EvaluateParams(Strict):
     metrics: list[str] = Field(default_factory=lambda: ["ssl_fd"], description="names from pipeline.metrics")
     num_samples: int = Field(5000, ge=2, description="generated faces compared with the real set")
     batch_size: int = Field(256, ge=1)
     seed: int = 0
     use_ema: bool = True
+    every_epochs: int | None = Field(None, ge=1, description="also evaluate runs/<model>/checkpoints/epoch_<N>.pt for N "
+                                     "divisible by this (metric-vs-step plot); null: the final checkpoint only")
     feature_net: FeatureNetParams = Field(default_factory=FeatureNetParams)
+    inception: InceptionParams = Field(default_factory=InceptionParams)
+    c2st: C2STParams = Field(default_factory=C2STParams)
+    diversity: DiversityParams = Field(default_factory=DiversityParams)
 
     @field_validator("metrics")
     @classmethod

@@ -39,7 +39,15 @@ def sketches_for(meta: dict, faces: np.ndarray) -> np.ndarray:
 
 def generated_faces(ckpt: str | Path, n: int, device, *, seed: int = 0, batch_size: int = 256, ema: bool = True,
                     real: np.ndarray | None = None, tags: list[str] | None = None) -> np.ndarray:
-    """n faces (N x H x W x 3 uint8) from a checkpoint of any family: what ``evaluate`` scores.
+    """n faces (N x H x W x 3 uint8) from a checkpoint of any family (see ``drawn_faces``)."""
+    return drawn_faces(ckpt, n, device, seed=seed, batch_size=batch_size, ema=ema, real=real, tags=tags)[0]
+
+
+def drawn_faces(ckpt: str | Path, n: int, device, *, seed: int = 0, batch_size: int = 256, ema: bool = True,
+                real: np.ndarray | None = None, tags: list[str] | None = None
+                ) -> tuple[np.ndarray, dict[str, list[str]] | None]:
+    """(n faces as N x H x W x 3 uint8, the attribute values each was asked for or None): what
+    ``evaluate`` scores.
 
     Unconditional: noise of ``seed``; conditional: ``tags`` fixed, every other attribute drawn
     uniformly; sketch2image: the XDoG sketches of ``real[:n]`` (it cannot draw from nothing).
@@ -53,7 +61,8 @@ def generated_faces(ckpt: str | Path, n: int, device, *, seed: int = 0, batch_si
         if real is None:
             raise ValueError(f"{ckpt} is a sketch2image model: it needs real faces to take sketches of")
         sketches = sketch_tensor(sketches_for(meta, real[:n]))
-    return to_uint8(G.sample(n, seed=seed, batch_size=batch_size, tags=tags, sketches=sketches))
+    images, codes = G.draw(n, seed=seed, batch_size=batch_size, tags=tags, sketches=sketches)
+    return to_uint8(images), (None if codes is None else G.requested(codes))
 
 
 def sample(params: Params, name: str, n: int = 64, tags: list[str] | None = None, seed: int = 0,

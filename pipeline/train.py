@@ -1,6 +1,7 @@
 """Stage ``train@<model>``: train one entry of ``train.models`` on the cropped faces.
 
-Writes ``runs/<model>/`` (checkpoint.pt, samples/epoch_NNN.png, losses.csv, losses.png, train.json)
+Writes ``runs/<model>/`` (checkpoint.pt, samples/epoch_NNN.png, losses.csv, losses.png, train.json,
+and checkpoints/epoch_NNN.pt when ``evaluate.every_epochs`` asks for a metric-vs-step curve)
 and one MLflow run with the params, the losses over steps and the sample grids. Conditional models
 get the labels of ``conditioning``; sketch2image gets XDoG sketches of the faces.
 """
@@ -36,7 +37,8 @@ def run_train(params: Params, name: str) -> dict[str, Any]:
     with stage_run("train", params, logged, tags, run_name=f"train@{name}") as mlflow:
         callbacks = (MLflowCallback(mlflow),) if mlflow else ()
         summary = train(faces.images, spec, out, labels=labels, sketches=sketches, seed=params.train.seed,
-                        device=params.train.device, resume=params.train.resume, data_id=data_id, callbacks=callbacks)
+                        device=params.train.device, resume=params.train.resume, data_id=data_id,
+                        snapshot_every=params.evaluate.every_epochs, callbacks=callbacks)
         plot_losses(out / "losses.csv", out / "losses.png", title=name)
         summary.update(model=name, data_hash=faces.digest,
                        mlflow_run_id=mlflow.active_run().info.run_id if mlflow else None)

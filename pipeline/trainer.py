@@ -231,6 +231,18 @@ def generate(G: torch.nn.Module, z: torch.Tensor, batch_size: int = 256) -> torc
 # checkpoints
 
 
+def save_snapshot(gan: GAN, path: Path) -> None:
+    """G (and its EMA) at this step, without D or optimiser state: what evaluating an earlier epoch
+    needs, at a fraction of a full checkpoint's size."""
+    from pipeline.atomic import atomic_path
+
+    state = {"G": gan.G.state_dict(), "G_ema": gan.G_ema.state_dict() if gan.G_ema is not None else None,
+             "step": gan.step, "epoch": gan.epoch, "meta": gan.meta}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
 def save_checkpoint(gan: GAN, path: Path) -> None:
     from pipeline.atomic import atomic_path
 
@@ -308,9 +320,10 @@ def _to_unit(x: torch.Tensor) -> torch.Tensor:
 
 def train(images: np.ndarray, spec: ModelSpec, out_dir: str | Path, *, labels=None, sketches: np.ndarray | None = None,
           seed: int = 0, device: str = "auto", resume: str = "auto", data_id: str = "",
-          callbacks: tuple[Callback, ...] = ()) -> dict[str, Any]:
+          snapshot_every: int | None = None, callbacks: tuple[Callback, ...] = ()) -> dict[str, Any]:
     """Train ``spec`` on NHWC uint8 ``images`` (+ ``labels``: datasets.Labels, + N x H x W uint8
-    ``sketches``); write samples/, losses.csv and checkpoint.pt to ``out_dir``."""
+    ``sketches``); write samples/, losses.csv and checkpoint.pt to ``out_dir``, and G of every
+    ``snapshot_every``-th epoch to checkpoints/epoch_NNN.pt (for metric-vs-step curves)."""
     out = Path(out_dir)
     (out / "samples").mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
@@ -339,7 +352,7 @@ def train(images: np.ndarray, spec: ModelSpec, out_dir: str | Path, *, labels=No
         else:
             log.info("not resuming from %s: %s; training from scratch", ckpt, why)
     if not resumed_from:
-        for stale in (out / "samples").glob("epoch_*.png"):
+        for stale in [*(out / "samples").glob("epoch_*.png"), *(out / "checkpoints").glob("epoch_*.pt")]:
             stale.unlink()
 
     # fixed inputs for the per-epoch grids, from their own generator: grids do not depend on resuming
@@ -426,6 +439,8 @@ def train(images: np.ndarray, spec: ModelSpec, out_dir: str | Path, *, labels=No
                     raise TrainingDiverged(f"losses became non-finite before step {gan.step}; the last good checkpoint "
                                            f"({ckpt}) is kept. Lower the learning rate or change the seed.")
                 grid_path = sample_grid(gan.step) if epoch_end else None
+                if epoch_end and snapshot_every and gan.epoch % snapshot_every == 0:
+                    save_snapshot(gan, out / "checkpoints" / f"epoch_{gan.epoch:03d}.pt")
                 save_checkpoint(gan, ckpt)
                 if grid_path is not None:
                     for cb in callbacks:

@@ -34,7 +34,8 @@ def tiny_overrides(root: Path) -> list[str]:
             "train.device=cpu", "train.models.dcgan.steps=4", "train.models.dcgan.batch_size=16",
             "train.models.dcgan.log_every=2", "train.models.dcgan.net.ngf=8", "train.models.dcgan.net.ndf=8",
             "train.models.dcgan.net.nz=16",
-            "evaluate.num_samples=32", "evaluate.feature_net.epochs=1", "evaluate.feature_net.width=8"]
+            "evaluate.num_samples=32", "evaluate.feature_net.epochs=1", "evaluate.feature_net.width=8",
+            "evaluate.inception.download=false", "evaluate.c2st.steps=50"]  # never fetch weights in tests
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ TINY = {
     ("train", "models", "dcgan", "log_every"): 1, ("train", "models", "dcgan", "net", "ngf"): 8,
     ("train", "models", "dcgan", "net", "ndf"): 8, ("train", "models", "dcgan", "net", "nz"): 16,
     ("evaluate", "num_samples"): 32, ("evaluate", "feature_net", "epochs"): 1, ("evaluate", "feature_net", "width"): 8,
+    ("evaluate", "inception", "download"): False, ("evaluate", "c2st", "steps"): 50,
 }
 
 
@@ -112,6 +113,12 @@ def test_dvc_repro_end_to_end(repo):
     shown = subprocess.run([str(Path(sys.executable).parent / "dvc"), "metrics", "show", "--json"], cwd=repo,
                            capture_output=True, text=True, check=True).stdout
     assert "ssl_fd" in shown
+    dvc = str(Path(sys.executable).parent / "dvc")
+    table = subprocess.run([dvc, "metrics", "show"], cwd=repo, capture_output=True, text=True, check=True).stdout
+    assert "metrics/dcgan.json" in table and "c2st_acc" in table
+    plots = subprocess.run([dvc, "plots", "show", "--json"], cwd=repo, capture_output=True, text=True, check=True).stdout
+    assert "metrics/dcgan_history.csv" in plots
+    assert (repo / "reports/index.html").exists()
 
     runs = runs_of(first)
     by_stage = {}

@@ -141,3 +141,7 @@ def test_evaluate_new_families(zoo, model):
         run_train(params, model)
     metrics = run_evaluate(params, model)
     assert metrics["ssl_fd"] >= 0 and metrics["num_fake"] == 32
+    if model == "acgan":  # conditional: evaluate knows what each sample asked for and reads it back
+        assert 0 <= metrics["attr_acc_hair_color"] <= 1 and "attr_acc" in metrics
+    else:
+        assert not any(k.startswith("attr_acc") for k in metrics)

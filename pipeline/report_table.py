@@ -1,0 +1,64 @@
+"""Which way each metric is better, and the model x metric table with the best per column marked.
+
+Pure functions shared by the Markdown and HTML renderings of the report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+LOWER = ("ssl_fd", "ssl_kid", "fid", "kid", "near_duplicate_share")
+HIGHER = ("is", "precision", "recall", "attr_acc")
+CLOSEST_TO_ONE = ("diversity_ratio",)
+UNRANKED_NOTE = ("c2st_acc is shown but not ranked: it saturates at 1.0 for most GANs (0.5 = indistinguishable). "
+                 "ssl_fd_real_halves is ssl_fd between two halves of the real faces: the floor a perfect generator reaches.")
+HIDDEN = ("step", "epoch", "unavailable")
+
+
+def direction(key: str) -> str | None:
+    if key in LOWER:
+        return "lower"
+    if key in HIGHER or key.startswith("attr_acc"):
+        return "higher"
+    if key in CLOSEST_TO_ONE:
+        return "closest to 1"
+    return None
+
+
+def columns(rows: list[dict[str, Any]]) -> list[str]:
+    """Metric keys in a stable order: ranked ones first, then the rest (std, counts) alphabetically."""
+    keys = {k for r in rows for k, v in r["metrics"].items() if k not in HIDDEN}
+    for r in rows:  # unavailable metrics still get their column, so the reason is visible
+        keys.update(UNAVAILABLE_COLUMNS.get(n, n) for n in r["metrics"].get("unavailable", {}))
+    ranked = [k for k in keys if direction(k)]
+    order = {k: i for i, k in enumerate((*LOWER, *HIGHER, *CLOSEST_TO_ONE))}
+    return sorted(ranked, key=lambda k: (order.get(k, len(order)), k)) + sorted(k for k in keys if not direction(k))
+
+
+UNAVAILABLE_COLUMNS = {"inception": "fid", "attr_acc": "attr_acc"}  # metric name -> the column that shows its reason
+
+
+def best(rows: list[dict[str, Any]], key: str) -> float | None:
+    d = direction(key)
+    vals = [r["metrics"][key] for r in rows if isinstance(r["metrics"].get(key), (int, float))]
+    if d is None or len(set(vals)) < 2:  # one model, or a tie across all: nothing to mark
+        return None
+    if d == "lower":
+        return min(vals)
+    if d == "higher":
+        return max(vals)
+    return min(vals, key=lambda v: abs(v - 1))
+
+
+def cell(row: dict[str, Any], key: str) -> tuple[str, str | None]:
+    """(text, reason shown on hover / in a footnote when unavailable)."""
+    v = row["metrics"].get(key)
+    if isinstance(v, float):
+        return f"{v:.4g}", None
+    if isinstance(v, int):
+        return str(v), None
+    reasons = row["metrics"].get("unavailable", {})
+    for metric, col in UNAVAILABLE_COLUMNS.items():
+        if col == key and metric in reasons:
+            return "unavailable", reasons[metric]
+    return "n/a", None
