@@ -58,12 +58,12 @@ function renderAttr(row, info) {
   row.querySelector(".swatch").style.background = COLOURS[info.value] || "transparent";
   if (info.source === "manual") {
     tag.className = "tag " + (info.conflict ? "conflict" : "manual");
-    tag.textContent = info.conflict ? `! i2v ${pretty(info.i2v || "?")}` : "manual";
-    tag.title = info.i2v ? `tagger: ${info.i2v} (p=${info.p})` : "";
+    tag.textContent = info.conflict ? "!" : "✓";
+    tag.title = info.conflict ? `manual; the tagger says ${info.i2v} (p=${info.p})` : "manual" + (info.i2v ? ` (tagger: ${info.i2v}, p=${info.p})` : "");
   } else if (info.source === "i2v") {
-    tag.className = "tag i2v"; tag.textContent = `i2v ${info.p.toFixed(2)}`; tag.title = "the tagger's guess";
+    tag.className = "tag i2v"; tag.textContent = info.p.toFixed(2); tag.title = "the tagger's guess (probability); not saved yet";
   } else {
-    tag.className = "tag none"; tag.textContent = info.p == null ? "?" : `p ${info.p.toFixed(2)}`;
+    tag.className = "tag none"; tag.textContent = info.p == null ? "" : info.p.toFixed(2);
     tag.title = info.p == null ? "no manual label, not tagged" : "tagger below threshold";
   }
 }
@@ -87,7 +87,7 @@ function buildCard(face, i) {
   meta.querySelector(".id").textContent = face.face_id;
   top.append(img, meta); card.append(top);
   for (const a of attrs) {
-    const row = document.createElement("div"); row.dataset.attr = a;
+    const row = document.createElement("div"); row.className = "attr"; row.dataset.attr = a;
     const name = document.createElement("span"); name.className = "name"; name.textContent = pretty(a); name.title = a;
     const sw = document.createElement("span"); sw.className = "swatch";
     const sel = valueOptions(a);
@@ -209,7 +209,9 @@ async function start() {
   try { vocab = await api("api/vocabulary"); } catch (e) { toast(e.message, true); return; }
   attrs = Object.keys(vocab.attributes);
   readHash();
-  for (const [k, text] of Object.entries(vocab.filters)) $("filter").append(new Option(`${k.replace("_", " ")} — ${text}`, k));
+  for (const [k, text] of Object.entries(vocab.filters)) {
+    const o = new Option(k.replace("_", " "), k); o.title = text; $("filter").append(o);
+  }
   for (const a of attrs) $("attr").append(new Option(pretty(a), a));
   $("filter").value = state.filter; $("attr").value = state.attr; fillValueFilter();
   if (!vocab.tagged) {
