@@ -51,9 +51,12 @@ def test_label_faces_in_the_browser_then_the_labels_stage_keeps_them(tmp_path, b
         assert shown() == ids[1:9]
         assert browser.find_element(By.ID, "counter").text == "1 / 12 labelled"
 
-        for fid, colour in [(ids[1], "blonde"), (ids[2], "brown")]:  # the mouse
-            Select(row(fid, "hair_color").find_element(By.TAG_NAME, "select")).select_by_value(colour)
-            saved(fid)
+        # the mouse: a face's own list, then the value bar under the header for the clicked face
+        Select(row(ids[1], "hair_color").find_element(By.TAG_NAME, "select")).select_by_value("blonde")
+        saved(ids[1])
+        card(ids[2]).find_element(By.CSS_SELECTOR, "img.face").click()
+        browser.find_element(By.CSS_SELECTOR, '#palette button[data-value="brown"]').click()
+        saved(ids[2])
         # the keyboard: click the face to focus it, 3 = the third hair colour (black)
         card(ids[3]).find_element(By.CSS_SELECTOR, "img.face").click()
         ActionChains(browser).send_keys("3").perform()

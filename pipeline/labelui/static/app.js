@@ -5,16 +5,18 @@ const COLOURS = {blonde: "#f2d675", brown: "#8b5a2b", black: "#222", blue: "#3b6
   purple: "#8e5ccf", green: "#3fa34d", red: "#d33", silver: "#c0c6cc", white: "#f8f8f8", orange: "#f39233",
   aqua: "#40d0d0", grey: "#888", yellow: "#f2e14c"};
 let vocab = null, attrs = [], items = [], total = 0, focus = 0, active = 0;
-const state = {filter: "all", attr: "", value: "", page: 0};
+const state = {filter: "all", attr: "", value: "", page: 0, only: ""};
 
 function readHash() {
   const h = new URLSearchParams(location.hash.slice(1));
   state.filter = h.get("filter") || "all"; state.attr = h.get("attr") || "";
   state.value = h.get("value") || ""; state.page = Math.max(0, parseInt(h.get("page") || "0", 10) || 0);
+  state.only = h.get("edit") || "";
 }
 function writeHash() {
   const h = new URLSearchParams({filter: state.filter, page: state.page});
   if (state.attr) { h.set("attr", state.attr); h.set("value", state.value || "unknown"); }
+  if (state.only) h.set("edit", state.only);
   history.replaceState(null, "", "#" + h);
 }
 function pretty(s) { return s.replace(/_/g, " "); }
@@ -44,10 +46,7 @@ function valueOptions(a) {
   const sel = document.createElement("select");
   sel.dataset.attr = a;
   sel.append(new Option("unknown", "unknown"));
-  values.forEach((v, i) => {
-    const key = vocab.binary.includes(a) ? v[0] : i < 10 ? String((i + 1) % 10) : "";
-    sel.append(new Option((key ? key + "  " : "   ") + pretty(v), v));
-  });
+  values.forEach((v) => sel.append(new Option(pretty(v), v)));
   return sel;
 }
 
@@ -70,8 +69,9 @@ function renderAttr(row, info) {
 
 function renderCard(card, face) {
   card.classList.toggle("labelled", face.labelled);
-  card.querySelector(".state").textContent = face.labelled ? "✓ labelled" : "unlabelled";
-  card.querySelector(".conflict-flag").textContent = face.conflict ? "conflict" : "";
+  card.querySelector(".badge").textContent = face.conflict ? "!" : face.labelled ? "✓" : "";
+  card.querySelector(".badge").title = face.conflict ? "a manual value disagrees with a confident tagger" : "has a manual label";
+  card.classList.toggle("conflict", face.conflict);
   card.querySelectorAll(".attr").forEach((row) => renderAttr(row, face.attrs[row.dataset.attr]));
 }
 
@@ -82,10 +82,9 @@ function buildCard(face, i) {
   const img = document.createElement("img");
   img.className = "face"; img.loading = "lazy"; img.width = 128; img.height = 128; img.alt = face.face_id;
   img.src = `api/faces/${encodeURIComponent(face.face_id)}/image`;
-  const meta = document.createElement("div"); meta.className = "meta";
-  meta.innerHTML = `<span class="state"></span><span class="conflict-flag"></span><span class="id"></span>`;
-  meta.querySelector(".id").textContent = face.face_id;
-  top.append(img, meta); card.append(top);
+  img.title = face.face_id;
+  const badge = document.createElement("span"); badge.className = "badge";
+  top.append(img, badge); card.append(top);
   for (const a of attrs) {
     const row = document.createElement("div"); row.className = "attr"; row.dataset.attr = a;
     const name = document.createElement("span"); name.className = "name"; name.textContent = pretty(a); name.title = a;
@@ -127,8 +126,37 @@ function setFocus(i, scroll = true) {
   if (scroll) cards()[focus].scrollIntoView({block: "nearest"});
 }
 function setActive(k) {
+  if (state.only) k = attrs.indexOf(state.only);  // one-attribute mode: the keys always set that one
   active = (k + attrs.length) % attrs.length;
   document.querySelectorAll(".attr").forEach((r) => r.classList.toggle("active", r.dataset.attr === attrs[active]));
+  renderPalette();
+}
+
+// The values of the active attribute with their keys; a click sets the focused face (then advances).
+function renderPalette() {
+  const a = attrs[active], binary = vocab.binary.includes(a), p = $("palette");
+  const name = document.createElement("strong"); name.textContent = pretty(a);
+  const buttons = vocab.attributes[a].map((v, i) => {
+    const key = binary ? v[0] : i < 10 ? String((i + 1) % 10) : "";
+    const b = document.createElement("button"); b.dataset.value = v;
+    b.innerHTML = `<kbd></kbd><span class="swatch"></span><span></span>`;
+    b.children[0].textContent = key || "·"; b.children[2].textContent = pretty(v);
+    b.children[1].style.background = COLOURS[v] || ""; if (!COLOURS[v]) b.children[1].remove();
+    b.title = key ? `${pretty(v)} (key ${key})` : `${pretty(v)} (mouse only)`;
+    b.addEventListener("click", () => save(focus, a, v, true));
+    return b;
+  });
+  const clear = document.createElement("button"); clear.innerHTML = "<kbd>x</kbd>clear";
+  clear.title = "clear the manual value (x, Backspace)"; clear.addEventListener("click", () => save(focus, a, "unknown", true));
+  const hint = document.createElement("span"); hint.className = "hint";
+  hint.textContent = state.only ? "" : "[ ] other attribute · Enter accept tagger · ? help";
+  p.replaceChildren(name, ...buttons, clear, hint);
+}
+
+function applyOnly() {
+  document.body.classList.toggle("one", !!state.only);
+  document.body.dataset.only = state.only;
+  setActive(state.only ? attrs.indexOf(state.only) : active);
 }
 
 async function save(i, a, value, byKey) {
@@ -212,7 +240,9 @@ async function start() {
   for (const [k, text] of Object.entries(vocab.filters)) {
     const o = new Option(k.replace("_", " "), k); o.title = text; $("filter").append(o);
   }
-  for (const a of attrs) $("attr").append(new Option(pretty(a), a));
+  for (const a of attrs) { $("attr").append(new Option(pretty(a), a)); $("only").append(new Option(pretty(a), a)); }
+  $("only").value = state.only;
+  $("only").addEventListener("change", () => { state.only = $("only").value; writeHash(); applyOnly(); $("only").blur(); });
   $("filter").value = state.filter; $("attr").value = state.attr; fillValueFilter();
   if (!vocab.tagged) {
     $("notice").hidden = false;
@@ -228,7 +258,7 @@ async function start() {
   $("advance").checked = localStorage.getItem("boorugan.advance") !== "0";
   $("advance").addEventListener("change", () => localStorage.setItem("boorugan.advance", $("advance").checked ? "1" : "0"));
   await load();
-  setActive(0);
+  applyOnly();
   document.body.dataset.ready = "1";
 }
 start();
