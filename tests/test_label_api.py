@@ -180,6 +180,24 @@ def test_filters_use_the_tagger_and_the_stage_rules(world):
         assert requests.get(f"{url}api/faces", params={"filter": "nope"}, timeout=10).status_code == 422
 
 
+def test_pages_are_anchored_on_faces_so_labelling_skips_nothing(world):
+    params, ids = world  # 12 faces, page_size 8
+    with label_server(params) as url:
+        def page(**q):
+            r = requests.get(f"{url}api/faces", params=q, timeout=10).json()
+            return r["offset"], [f["face_id"] for f in r["items"]]
+
+        assert page(start=ids[3]) == (3, ids[3:11])
+        assert page(before=ids[9]) == (1, ids[1:9])
+        for f in ids[:8]:  # label the whole first page of "unlabelled"
+            assert requests.put(f"{url}api/faces/{f}", json={"values": {"hat": "no"}}, timeout=10).ok
+        assert page(filter="unlabelled", offset=8) == (8, [])  # what plain offsets would show
+        assert page(filter="unlabelled", after=ids[7]) == (0, ids[8:])
+        assert page(filter="labelled", before=ids[8]) == (0, ids[:8])
+        r = requests.get(f"{url}api/faces", params={"after": "../../etc/passwd"}, timeout=10)
+        assert r.status_code == 404 and "no face" in r.json()["error"]
+
+
 def test_cli_binds_loopback_by_default_and_prints_the_url(world, tmp_path):
     params, ids = world
     assert Params().label.host == "127.0.0.1"

@@ -62,6 +62,11 @@ def test_label_faces_in_the_browser_then_the_labels_stage_keeps_them(tmp_path, b
         ActionChains(browser).send_keys("3").perform()
         saved(ids[3])
         assert "focused" in card(ids[4]).get_attribute("class")  # "advance after a key" moved on
+        ActionChains(browser).send_keys("u").perform()  # undo: back to unknown, focus back on it
+        wait.until(lambda d: "none" in row(ids[3], "hair_color").get_attribute("class"))
+        assert "focused" in card(ids[3]).get_attribute("class")
+        ActionChains(browser).send_keys("3").perform()
+        saved(ids[3], 2)
         assert browser.find_element(By.ID, "counter").text == "4 / 12 labelled"
         for fid in ids[1:4]:
             assert "manual" in row(fid, "hair_color").get_attribute("class")

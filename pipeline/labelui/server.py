@@ -70,9 +70,20 @@ def create_app(params):
                 "filters": FILTERS, "page_size": ui.page_size, "manual_path": str(lp.manual),
                 "tagged": bool(predictions)}
 
+    position = {f: i for i, f in enumerate(images)}
+
+    def anchor(fid: str, name: str) -> int:
+        if fid not in position:
+            raise HTTPException(404, f"{name}: no face {fid!r} in {index_path}")
+        return position[fid]
+
     @app.get("/api/faces")
     def faces(filter: str = "all", attr: str | None = None, value: str | None = None,
-              offset: int = Query(0, ge=0), limit: int = Query(ui.page_size, ge=1, le=1000)):
+              offset: int = Query(0, ge=0), limit: int = Query(ui.page_size, ge=1, le=1000),
+              start: str | None = None, after: str | None = None, before: str | None = None):
+        """One page of the faces that match, in index order. ``start``/``after``/``before`` (face
+        ids) anchor the page on a face instead of ``offset``, so labelling faces out of a filter
+        (say "unlabelled") does not make the next page skip the ones that moved up."""
         if filter not in FILTERS:
             raise HTTPException(422, f"unknown filter {filter!r}; one of {list(FILTERS)}")
         allowed = allowed_values(vocab)
@@ -82,6 +93,12 @@ def create_app(params):
             raise HTTPException(422, f"{attr}: {value!r} is not in the vocabulary; allowed: {allowed[attr] + ['unknown']}")
         manual = manual_or_500()
         chosen = [v for v in (view(f, manual) for f in images) if matches(v, filter, attr, value)]
+        if before is not None:
+            pos = anchor(before, "before")
+            offset = max(0, sum(position[v["face_id"]] < pos for v in chosen) - limit)
+        elif after is not None or start is not None:
+            pos = anchor(after, "after") + 1 if after is not None else anchor(start, "start")
+            offset = sum(position[v["face_id"]] < pos for v in chosen)
         return {"total": len(chosen), "offset": offset, "items": chosen[offset:offset + limit], "counts": counts(manual)}
 
     @app.get("/api/faces/{face_id}")

@@ -5,16 +5,18 @@ const COLOURS = {blonde: "#f2d675", brown: "#8b5a2b", black: "#222", blue: "#3b6
   purple: "#8e5ccf", green: "#3fa34d", red: "#d33", silver: "#c0c6cc", white: "#f8f8f8", orange: "#f39233",
   aqua: "#40d0d0", grey: "#888", yellow: "#f2e14c"};
 let vocab = null, attrs = [], items = [], total = 0, focus = 0, active = 0;
-const state = {filter: "all", attr: "", value: "", page: 0, only: ""};
+const state = {filter: "all", attr: "", value: "", from: "", only: ""};
+const undo = [];  // {face_id, values: the manual values before a change}
 
 function readHash() {
   const h = new URLSearchParams(location.hash.slice(1));
   state.filter = h.get("filter") || "all"; state.attr = h.get("attr") || "";
-  state.value = h.get("value") || ""; state.page = Math.max(0, parseInt(h.get("page") || "0", 10) || 0);
+  state.value = h.get("value") || ""; state.from = h.get("from") || "";
   state.only = h.get("edit") || "";
 }
 function writeHash() {
-  const h = new URLSearchParams({filter: state.filter, page: state.page});
+  const h = new URLSearchParams({filter: state.filter});
+  if (state.from) h.set("from", state.from);
   if (state.attr) { h.set("attr", state.attr); h.set("value", state.value || "unknown"); }
   if (state.only) h.set("edit", state.only);
   history.replaceState(null, "", "#" + h);
@@ -100,21 +102,22 @@ function buildCard(face, i) {
   return card;
 }
 
-async function load() {
-  writeHash();
-  const q = new URLSearchParams({filter: state.filter, offset: state.page * vocab.page_size, limit: vocab.page_size});
+// anchor: {after: id} / {before: id} / {start: id} / {offset: n}; pages are anchored on faces, so
+// faces labelled out of the filter do not make the next page skip the ones that moved up.
+async function load(anchor) {
+  anchor = anchor || (state.from ? {start: state.from} : {offset: 0});
+  const q = new URLSearchParams({filter: state.filter, limit: vocab.page_size, ...anchor});
   if (state.attr) { q.set("attr", state.attr); q.set("value", state.value || "unknown"); }
   let data;
   try { data = await api("api/faces?" + q); } catch (e) { toast(e.message, true); return; }
-  if (data.items.length === 0 && state.page > 0 && data.total > 0) {
-    state.page = Math.floor((data.total - 1) / vocab.page_size); return load();
-  }
+  if (data.items.length === 0 && data.total > 0) return load({offset: Math.max(0, data.total - vocab.page_size)});
+  state.from = data.offset > 0 && data.items.length ? data.items[0].face_id : ""; writeHash();
   items = data.items; total = data.total; setCounts(data.counts);
   const grid = $("grid"); grid.replaceChildren(...items.map(buildCard));
   $("empty").hidden = items.length > 0;
   const first = data.offset + 1, last = data.offset + items.length;
   $("range").textContent = total ? `${first}–${last} of ${total}` : "0 of 0";
-  $("prev").disabled = state.page === 0; $("next").disabled = last >= total;
+  $("prev").disabled = data.offset === 0; $("next").disabled = last >= total;
   focus = Math.min(focus, Math.max(0, items.length - 1)); setFocus(focus, false);
 }
 
@@ -159,12 +162,34 @@ function applyOnly() {
   setActive(state.only ? attrs.indexOf(state.only) : active);
 }
 
+// PUT values for a face; redraw it where it is on this page. Records what to undo.
+async function put(faceId, values, remember) {
+  const i = items.findIndex((f) => f.face_id === faceId);
+  const before = {};
+  if (remember && i >= 0) for (const a in values) before[a] = items[i].attrs[a].manual || "unknown";
+  const res = await api(`api/faces/${encodeURIComponent(faceId)}`, {
+    method: "PUT", headers: {"Content-Type": "application/json"}, body: JSON.stringify({values})});
+  if (remember && i >= 0) { undo.push({face_id: faceId, values: before}); if (undo.length > 500) undo.shift(); }
+  if (i >= 0) { items[i] = res.face; renderCard(cards()[i], res.face); }
+  setCounts(res.counts);
+  return res;
+}
+
+async function undoLast() {
+  const last = undo.pop();
+  if (!last) { toast("nothing to undo"); return; }
+  try {
+    await put(last.face_id, last.values, false);
+    const i = items.findIndex((f) => f.face_id === last.face_id);
+    if (i >= 0) setFocus(i);
+    toast(`undone on ${last.face_id}` + (i < 0 ? " (on another page)" : ""));
+  } catch (e) { undo.push(last); toast(`not undone: ${e.message}`, true); }
+}
+
 async function save(i, a, value, byKey) {
   const face = items[i], card = cards()[i];
   try {
-    const res = await api(`api/faces/${encodeURIComponent(face.face_id)}`, {
-      method: "PUT", headers: {"Content-Type": "application/json"}, body: JSON.stringify({values: {[a]: value}})});
-    items[i] = res.face; renderCard(card, res.face); setCounts(res.counts);
+    await put(face.face_id, {[a]: value}, true);
     card.dataset.saved = (+card.dataset.saved || 0) + 1;
     toast(`saved ${pretty(a)} = ${pretty(value)}`);
     if (byKey && $("advance").checked) setFocus(i + 1);
@@ -178,9 +203,7 @@ async function acceptPredicted(i) {
   for (const a of attrs) if (face.attrs[a].source === "i2v") values[a] = face.attrs[a].value;
   if (!Object.keys(values).length) { toast("nothing to accept: no tagger values left on this face"); setFocus(i + 1); return; }
   try {
-    const res = await api(`api/faces/${encodeURIComponent(face.face_id)}`, {
-      method: "PUT", headers: {"Content-Type": "application/json"}, body: JSON.stringify({values})});
-    items[i] = res.face; renderCard(cards()[i], res.face); setCounts(res.counts);
+    await put(face.face_id, values, true);
     toast(`accepted ${Object.keys(values).length} tagger value(s)`); setFocus(i + 1);
   } catch (e) { toast(`not saved: ${e.message}`, true); }
 }
@@ -194,9 +217,9 @@ function columns() {
 }
 
 function page(delta) {
-  const next = state.page + delta;
-  if (next < 0 || next * vocab.page_size >= total) return;
-  state.page = next; focus = 0; load().then(() => window.scrollTo(0, 0));
+  if (!items.length || (delta > 0 ? $("next") : $("prev")).disabled) return;
+  const anchor = delta > 0 ? {after: items[items.length - 1].face_id} : {before: items[0].face_id};
+  focus = 0; load(anchor).then(() => window.scrollTo(0, 0));
 }
 
 document.addEventListener("keydown", (e) => {
@@ -216,6 +239,7 @@ document.addEventListener("keydown", (e) => {
   else if (e.key === "PageDown") page(1);
   else if (e.key === "PageUp") page(-1);
   else if (e.key === "Enter") acceptPredicted(focus);
+  else if (e.key === "u") undoLast();
   else if (e.key === "x" || e.key === "Backspace" || e.key === "Delete") save(focus, a, "unknown", true);
   else if (binary && (e.key === "y" || e.key === "n")) save(focus, a, e.key === "y" ? "yes" : "no", true);
   else if (!binary && /^[0-9]$/.test(e.key)) {
@@ -249,9 +273,9 @@ async function start() {
     $("notice").textContent = "No tagger predictions (the tag stage is off or has not run): every value starts unknown. " +
       "Run `python -m pipeline tag -S tag.enabled=true` for i2v guesses to confirm instead of typing.";
   }
-  $("filter").addEventListener("change", () => { state.filter = $("filter").value; state.page = 0; focus = 0; load(); $("filter").blur(); });
-  $("attr").addEventListener("change", () => { state.attr = $("attr").value; state.value = ""; state.page = 0; fillValueFilter(); load(); });
-  $("value").addEventListener("change", () => { state.value = $("value").value; state.page = 0; load(); });
+  $("filter").addEventListener("change", () => { state.filter = $("filter").value; state.from = ""; focus = 0; load(); $("filter").blur(); });
+  $("attr").addEventListener("change", () => { state.attr = $("attr").value; state.value = ""; state.from = ""; fillValueFilter(); load(); });
+  $("value").addEventListener("change", () => { state.value = $("value").value; state.from = ""; load(); });
   $("prev").addEventListener("click", () => page(-1));
   $("next").addEventListener("click", () => page(1));
   $("helpbtn").addEventListener("click", () => { $("help").hidden = !$("help").hidden; });
