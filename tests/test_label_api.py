@@ -84,6 +84,8 @@ def test_path_traversal_never_reaches_the_disk(world):
             status, body = raw_get(url, path)
             assert status in (400, 404, 405), (path, status)
             assert b"/bin/" not in body and secret not in body and b"PAR1" not in body, path
+        r = requests.get(f"{url}api/faces/{ids[0]}/image", headers={"Host": "rebound.example:80"}, timeout=10)
+        assert r.status_code == 400  # loopback-only: another Host header (DNS rebinding) is refused
 
 
 def test_values_outside_the_vocabulary_are_refused_with_what_is_allowed(world):

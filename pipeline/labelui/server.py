@@ -17,6 +17,7 @@ from pipeline.errors import StageError
 log = logging.getLogger(__name__)
 STATIC = {"": ("index.html", "text/html; charset=utf-8"), "app.js": ("app.js", "text/javascript; charset=utf-8"),
           "app.css": ("app.css", "text/css; charset=utf-8")}
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 IMAGE_TYPES = {".png": "image/png", ".webp": "image/webp", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
 
@@ -49,6 +50,10 @@ def create_app(params):
     images = {str(f): faces_dir / Path(str(p)).name for f, p in zip(index["face_id"], index["path"])}
     predictions = load_predictions(params.tag.out, vocab, lp.threshold)
     app = FastAPI(title="boorugan labelling", docs_url=None, redoc_url=None, openapi_url=None)
+    if ui.host in LOOPBACK:  # a page elsewhere cannot reach it through DNS rebinding
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "::1", "[::1]"])
 
     def view(fid: str, manual: dict) -> dict:
         return face_view(fid, manual.get(fid, {}), predictions.get(fid), vocab, lp, ui.low_confidence)
@@ -176,7 +181,7 @@ def make_server(params, sock: socket.socket):
 def run_label(params) -> None:
     """``boorugan label``: serve the page until Ctrl-C."""
     ui = params.label
-    if ui.host not in ("127.0.0.1", "localhost", "::1"):
+    if ui.host not in LOOPBACK:
         log.warning("label: listening on %s: anyone who can reach it can read the faces and change %s",
                     ui.host, params.labels.manual)
     sock = bind(ui.host, ui.port)
