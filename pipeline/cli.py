@@ -43,6 +43,12 @@ def _labels(args, params) -> None:
     print(f"labels: {run_labels(params).summary()}")
 
 
+def _label(args, params) -> None:
+    from pipeline.labelui.server import run_label
+
+    run_label(params)
+
+
 def _train(args, params) -> None:
     from pipeline.train import run_train
 
@@ -112,6 +118,7 @@ COMMANDS: dict[str, tuple[str, Callable, bool]] = {
     "crop": ("crop faces from data/raw into data/faces", _crop, False),
     "tag": ("tag data/faces with illustration2vec into data/tags.parquet", _tag, False),
     "labels": ("merge manual labels and tags into data/labels.parquet", _labels, False),
+    "label": ("serve the labelling page that writes labels/manual.csv (127.0.0.1)", _label, False),
     "train": ("train one model of train.models on data/faces", _train, True),
     "evaluate": ("score one trained model against the real faces", _evaluate, True),
     "sample": ("write a grid of faces from a trained model (conditional: --tags)", _sample, True),

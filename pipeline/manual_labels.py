@@ -201,3 +201,32 @@ def read_manual(path: str | Path, vocab: VocabularyParams, index, manifest=None)
     if problems:
         raise ManualLabelsError(path, problems)
     return labels
+
+
+def manual_values(labels: dict[str, ManualLabel]) -> dict[str, dict[str, str]]:
+    """face id -> attribute -> value, as :func:`write_manual` takes it."""
+    return {fid: dict(label.values) for fid, label in labels.items()}
+
+
+def manual_csv(rows: dict[str, dict[str, str]], vocab: VocabularyParams) -> str:
+    """The canonical form of the file: a ``face_id`` column, then one column per attribute in
+    vocabulary order (empty = not given); faces without any value are left out. What
+    :func:`read_manual` reads back to the same values (the labelling page writes this)."""
+    attrs = list(vocab.groups) + list(vocab.binary)
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["face_id", *attrs])
+    for fid, values in rows.items():
+        unknown = sorted(set(values) - set(attrs))
+        if unknown:
+            raise ValueError(f"face {fid}: attribute(s) {unknown} are not in tag.vocabulary ({attrs})")
+        if any(values.get(a) for a in attrs):
+            w.writerow([fid, *(values.get(a) or "" for a in attrs)])
+    return out.getvalue()
+
+
+def write_manual(path: str | Path, rows: dict[str, dict[str, str]], vocab: VocabularyParams) -> None:
+    """Replace ``path`` atomically with :func:`manual_csv` of ``rows`` (a crash leaves the old file)."""
+    from pipeline.atomic import write_bytes
+
+    write_bytes(path, manual_csv(rows, vocab).encode("utf-8"))

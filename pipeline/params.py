@@ -413,12 +413,24 @@ class LabelsParams(Strict):
     min_known: int = Field(0, ge=0, description="drop faces with fewer known attributes (0 keeps all)")
 
 
+class LabelUIParams(Strict):
+    """``boorugan label``: the local labelling page that writes ``labels.manual``."""
+
+    host: str = Field("127.0.0.1", description="bind address; anything but loopback exposes the page to the network")
+    port: int = Field(8765, ge=0, le=65535, description="0 = any free port")
+    page_size: int = Field(48, ge=1, le=1000, description="faces per page")
+    low_confidence: float = Field(0.6, ge=0.0, le=1.0, description="a tagged attribute less sure than this "
+                                  "(best group value's p, or max(p, 1-p) for yes/no) puts the face in the "
+                                  "'low confidence' filter")
+
+
 class Params(Strict):
     paths: PathsParams = Field(default_factory=PathsParams)
     scrape: ScrapeParams = Field(default_factory=ScrapeParams)
     crop: CropParams = Field(default_factory=CropParams)
     tag: TagParams = Field(default_factory=TagParams)
     labels: LabelsParams = Field(default_factory=LabelsParams)
+    label: LabelUIParams = Field(default_factory=LabelUIParams)
     train: TrainParams = Field(default_factory=TrainParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     report: ReportParams = Field(default_factory=ReportParams)
