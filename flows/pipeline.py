@@ -12,6 +12,11 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
+from prefect.tasks import exponential_backoff
+
+# Network stages (the Danbooru API, the tagger's weights download) retry on failure after 10 s,
+# 20 s, 40 s (+-50% jitter), on top of the scraper's own per-request retries.
+NETWORK_RETRIES = dict(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=10), retry_jitter_factor=0.5)
 
 
 def _params(params_path: str, overrides: list[str]):
@@ -20,7 +25,7 @@ def _params(params_path: str, overrides: list[str]):
     return load_params(params_path, overrides)
 
 
-@task(name="scrape", cache_policy=NO_CACHE)
+@task(name="scrape", cache_policy=NO_CACHE, **NETWORK_RETRIES)
 def scrape_task(params_path: str, overrides: list[str]) -> dict[str, int]:
     from pipeline.scrape import run_scrape
 
@@ -34,7 +39,7 @@ def crop_task(params_path: str, overrides: list[str]) -> dict[str, int]:
     return run_crop(_params(params_path, overrides)).summary()
 
 
-@task(name="tag", cache_policy=NO_CACHE)
+@task(name="tag", cache_policy=NO_CACHE, **NETWORK_RETRIES)
 def tag_task(params_path: str, overrides: list[str]) -> dict[str, int]:
     from pipeline.tag import run_tag
 

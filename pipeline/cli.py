@@ -69,6 +69,25 @@ def _flow(args, params) -> None:
     pipeline_flow(params_path=args.params, overrides=list(args.overrides))
 
 
+def _refresh(args, params) -> None:
+    from flows.refresh import refresh_flow
+
+    refresh_flow(params_path=args.params, overrides=list(args.overrides))
+
+
+def _serve(args, params) -> None:
+    from flows.serve import serve
+
+    serve(args.params, list(args.overrides), cron=args.cron, interval=args.interval, timezone=args.timezone)
+
+
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--cron", help="refresh schedule as a cron string (default: prefect.yaml's, nightly)")
+    when.add_argument("--interval", type=float, metavar="SECONDS", help="refresh every SECONDS instead of a cron")
+    p.add_argument("--timezone", help="time zone of --cron (default: prefect.yaml's)")
+
+
 COMMANDS: dict[str, tuple[str, Callable, bool]] = {
     "scrape": ("import raw images into data/raw with a manifest", _scrape, False),
     "crop": ("crop faces from data/raw into data/faces", _crop, False),
@@ -78,6 +97,8 @@ COMMANDS: dict[str, tuple[str, Callable, bool]] = {
     "evaluate": ("score one trained model against the real faces", _evaluate, True),
     "report": ("write reports/report.md comparing the enabled models", _report, False),
     "flow": ("run every stage in order as one Prefect flow", _flow, False),
+    "refresh": ("one incremental refresh flow run: new posts -> faces -> tags -> retrain what changed", _refresh, False),
+    "serve": ("serve the refresh (scheduled) and pipeline deployments from this machine", _serve, False),
 }
 
 
@@ -89,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
         if takes_model:
             p.add_argument("model", help="a key of train.models in params.yaml")
         _common(p)
+        if name == "serve":
+            _serve_args(p)
     return parser
 
 
