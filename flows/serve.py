@@ -35,9 +35,14 @@ def schedule_kwargs(cron: str | None, interval: float | None, timezone: str | No
     return {"schedule": Cron(cron or first["cron"], timezone=timezone or first.get("timezone", "UTC"))}
 
 
+# Entrypoints are module paths (flows.refresh.refresh_flow), never file paths: Prefect puts a flow
+# file's folder first on sys.path, where flows/pipeline.py would shadow the pipeline package.
+
+
 def deployments(params_path: str, overrides: list[str], cron: str | None = None, interval: float | None = None,
                 timezone: str | None = None) -> list:
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+    from prefect.deployments.runner import EntrypointType
 
     from flows.pipeline import pipeline_flow
     from flows.refresh import refresh_flow
@@ -48,9 +53,10 @@ def deployments(params_path: str, overrides: list[str], cron: str | None = None,
     return [
         refresh_flow.to_deployment(name="refresh", description=refresh.get("description"), tags=refresh.get("tags"),
                                    parameters=params, concurrency_limit=one_at_a_time,
-                                   **schedule_kwargs(cron, interval, timezone)),
+                                   entrypoint_type=EntrypointType.MODULE_PATH, **schedule_kwargs(cron, interval, timezone)),
         pipeline_flow.to_deployment(name="pipeline", description=deployment_spec("pipeline").get("description"),
-                                    tags=["boorugan"], parameters=params, concurrency_limit=one_at_a_time),
+                                    tags=["boorugan"], parameters=params, concurrency_limit=one_at_a_time,
+                                    entrypoint_type=EntrypointType.MODULE_PATH),
     ]
 
 
