@@ -70,7 +70,7 @@ def run_stages(params_path: str, overrides: list[str], everything: bool) -> dict
             create_markdown_artifact(key=ARTIFACT_KEY, markdown=f"Skipped: {e}", description="skipped: another run was running")
             return {"skipped": str(e)}
         os.environ[PIPELINE_RUN_ENV] = run_id
-        parent = stack.enter_context(parent_run(params, f"{name} {flow_run.get_name()}", {"pipeline_run": run_id, "flow": name}))
+        parent = stack.enter_context(parent_run(params, f"{name} {flow_run.get_name()}", {"flow_run_id": run_id, "flow": name}))
         results: dict[str, Any] = {"mlflow_parent_run": parent}
         root = orch.dvc_root(params_path, overrides, params)
         results["scrape"] = scrape_task(params_path, overrides)
