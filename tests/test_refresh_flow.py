@@ -74,13 +74,34 @@ def test_refresh_runs_only_what_new_posts_change(prefect_harness, tmp_path):
         assert (tmp_path / "metrics/dcgan.json").read_text() != metrics
 
 
+def wait_until_locked(params, future, timeout: float = 120) -> None:
+    import time
+
+    from pipeline import orchestration
+
+    skip = params.model_copy(update={"orchestration": params.orchestration.model_copy(update={"overlap": "skip"})})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not future.done():
+        try:
+            with orchestration.run_lock(skip, "probe"):
+                pass
+        except orchestration.Busy:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the first flow run never took the lock")
+
+
 def test_overlapping_runs_wait_and_never_interleave(prefect_harness, tmp_path):
     """Two flow runs on the same outputs at once: the second waits for the first's lock; both
     complete and the outputs are those of one consistent run (every face file indexed, and back)."""
-    with DanbooruServer(make_posts(16, size=40), latency=0.02) as server:
+    from pipeline.params import load_params
+
+    with DanbooruServer(make_posts(16, size=40), latency=0.1) as server:
         ov = overrides(tmp_path, server)
         with ThreadPoolExecutor(2) as ex:
-            a, b = ex.submit(refresh, ov), ex.submit(refresh, ov)
+            a = ex.submit(refresh, ov)
+            wait_until_locked(load_params(ROOT / "params.yaml", ov), a)  # the first run is inside its lock...
+            b = ex.submit(refresh, ov)  # ...when the second starts
             results = sorted([a.result(), b.result()], key=lambda r: r["lock"]["acquired"])
     first, second = results
     assert first["lock"]["released"] <= second["lock"]["acquired"]  # strictly one after the other
