@@ -1,17 +1,20 @@
 """Prefect flow: the same stage functions as the CLI and DVC, one task each, in pipeline order.
 
 Run it with ``boorugan flow`` or ``python -m flows.pipeline``. The stage runs it makes in MLflow
-carry the flow run's id as their ``pipeline_run`` tag.
+carry the flow run's id as their ``pipeline_run`` tag and nest under one parent run per flow run.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from prefect.runtime import flow_run
+from prefect.tasks import exponential_backoff
+
+# Network stages (the Danbooru API, the tagger's weights download) retry on failure after 10 s,
+# 20 s, 40 s (+-50% jitter), on top of the scraper's own per-request retries.
+NETWORK_RETRIES = dict(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=10), retry_jitter_factor=0.5)
 
 
 def _params(params_path: str, overrides: list[str]):
@@ -20,7 +23,7 @@ def _params(params_path: str, overrides: list[str]):
     return load_params(params_path, overrides)
 
 
-@task(name="scrape", cache_policy=NO_CACHE)
+@task(name="scrape", cache_policy=NO_CACHE, **NETWORK_RETRIES)
 def scrape_task(params_path: str, overrides: list[str]) -> dict[str, int]:
     from pipeline.scrape import run_scrape
 
@@ -34,7 +37,7 @@ def crop_task(params_path: str, overrides: list[str]) -> dict[str, int]:
     return run_crop(_params(params_path, overrides)).summary()
 
 
-@task(name="tag", cache_policy=NO_CACHE)
+@task(name="tag", cache_policy=NO_CACHE, **NETWORK_RETRIES)
 def tag_task(params_path: str, overrides: list[str]) -> dict[str, int]:
     from pipeline.tag import run_tag
 
@@ -71,21 +74,11 @@ def report_task(params_path: str, overrides: list[str]) -> str:
 
 @flow(name="boorugan-pipeline")
 def pipeline_flow(params_path: str = "params.yaml", overrides: list[str] | None = None) -> dict[str, Any]:
-    from pipeline.tracking import PIPELINE_RUN_ENV
+    """Every stage once, every enabled model retrained; the lock, MLflow parent run, artefact and
+    dvc.lock handling are the refresh flow's (flows/refresh.py)."""
+    from flows.refresh import run_stages
 
-    overrides = list(overrides or [])
-    params = _params(params_path, overrides)  # a bad params file fails the flow before any task
-    os.environ[PIPELINE_RUN_ENV] = str(flow_run.get_id())
-    log = get_run_logger()
-    results: dict[str, Any] = {"scrape": scrape_task(params_path, overrides),
-                               "crop": crop_task(params_path, overrides)}
-    results.update(tag=tag_task(params_path, overrides), labels=labels_task(params_path, overrides))
-    for model in params.train.enabled:
-        results[f"train@{model}"] = train_task(params_path, overrides, model)
-        results[f"evaluate@{model}"] = evaluate_task(params_path, overrides, model)
-    results["report"] = report_task(params_path, overrides)
-    log.info("pipeline done: %s", results["report"])
-    return results
+    return run_stages(params_path, list(overrides or []), everything=True)
 
 
 if __name__ == "__main__":

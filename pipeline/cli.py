@@ -113,6 +113,30 @@ def _flow(args, params) -> None:
     pipeline_flow(params_path=args.params, overrides=list(args.overrides))
 
 
+def _refresh(args, params) -> None:
+    from flows.refresh import refresh_flow
+
+    refresh_flow(params_path=args.params, overrides=list(args.overrides))
+
+
+def _serve(args, params) -> None:
+    from flows.serve import serve
+
+    serve(args.params, list(args.overrides), cron=args.cron, interval=args.interval, timezone=args.timezone)
+
+
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--cron", help="refresh schedule as a cron string (default: prefect.yaml's, nightly)")
+    when.add_argument("--interval", type=float, metavar="SECONDS", help="refresh every SECONDS instead of a cron")
+    p.add_argument("--timezone", help="time zone of --cron (default: prefect.yaml's)")
+
+
+def _compare_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="only this model's runs")
+    p.add_argument("--since", help="only runs started on or after this date (YYYY-MM-DD or ISO time, UTC)")
+
+
 COMMANDS: dict[str, tuple[str, Callable, bool]] = {
     "scrape": ("import raw images into data/raw with a manifest", _scrape, False),
     "crop": ("crop faces from data/raw into data/faces", _crop, False),
@@ -125,9 +149,12 @@ COMMANDS: dict[str, tuple[str, Callable, bool]] = {
     "report": ("write reports/report.md comparing the enabled models", _report, False),
     "flow": ("run every stage in order as one Prefect flow", _flow, False),
     "compare": ("the experiment's training runs as a table from MLflow (params that differ, metrics)", _compare, False),
+    "refresh": ("one incremental refresh flow run: new posts -> faces -> tags -> retrain what changed", _refresh, False),
+    "serve": ("serve the refresh (scheduled) and pipeline deployments from this machine", _serve, False),
 }
 
-EXTRA_ARGS: dict[str, Callable[[argparse.ArgumentParser], None]] = {"sample": _sample_args}
+EXTRA_ARGS: dict[str, Callable[[argparse.ArgumentParser], None]] = {"sample": _sample_args, "serve": _serve_args,
+                                                                   "compare": _compare_args}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,9 +164,6 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         if takes_model:
             p.add_argument("model", help="a key of train.models in params.yaml")
-        if name == "compare":
-            p.add_argument("--model", help="only this model's runs")
-            p.add_argument("--since", help="only runs started on or after this date (YYYY-MM-DD or ISO time, UTC)")
         _common(p)
         EXTRA_ARGS.get(name, lambda _: None)(p)
     return parser

@@ -175,6 +175,27 @@ def run_tasks(tasks: list[tuple[str, str, str]], params: CropParams, cascade: Pa
     yield from process_map(_work, tasks, n, _crashed, initializer=_init_pool_worker, initargs=args)
 
 
+# --- shards: the same per-image work, split for a cluster (flows/dask.py maps them) ----------
+
+def crop_shard(params: dict, cascade: str | None, out: str, tasks: list[tuple[str, str, str]]) -> list[Outcome]:
+    """Process one shard of images in this thread with its own detector (no shared worker state,
+    so several shards can run in one Dask worker process)."""
+    from pipeline.detectors import get_detector
+
+    p = CropParams.model_validate(params)
+    detect = get_detector(p.detector, p.detect_max_side, cascade)
+    return [process_source(md5, sid, Path(path), detect, p, Path(out)) for md5, sid, path in tasks]
+
+
+def run_sharded(tasks, params: CropParams, cascade: Path | None, out: Path, map_shards, shards: int):
+    """Outcomes of every task, computed as ``shards`` shards through ``map_shards(fn, argument tuples)``."""
+    from pipeline.shards import split
+
+    args = [(params.model_dump(), str(cascade) if cascade else None, str(out), chunk) for chunk in split(tasks, shards)]
+    for outcomes in map_shards(crop_shard, args):
+        yield from outcomes
+
+
 # --- incremental state -------------------------------------------------------------------------
 
 def load_state(out: Path, digest: str):
@@ -234,7 +255,10 @@ def _concat(old, new):
     return pd.concat(frames, ignore_index=True) if frames else new
 
 
-def crop(params: CropParams, raw_dir: str | Path, out_dir: str | Path) -> CropResult:
+def crop(params: CropParams, raw_dir: str | Path, out_dir: str | Path, map_shards=None, shards: int = 1) -> CropResult:
+    """Crop the new raw images. ``map_shards`` (fn, [args]) -> [results] runs the per-image work
+    as ``shards`` shards elsewhere (a Dask cluster); the bookkeeping stays here, so the outputs
+    are the same either way."""
     import pandas as pd
     from tqdm import tqdm
 
@@ -265,7 +289,9 @@ def crop(params: CropParams, raw_dir: str | Path, out_dir: str | Path) -> CropRe
 
         cascade = ensure_cascade(params.cascade_url, params.cascade_sha256, params.cascade_file)
     rows, sources = [], []
-    for o in tqdm(run_tasks(tasks, params, cascade, out), total=len(tasks), unit="img",
+    outcomes = (run_sharded(tasks, params, cascade, out, map_shards, shards) if map_shards and tasks
+                else run_tasks(tasks, params, cascade, out))
+    for o in tqdm(outcomes, total=len(tasks), unit="img",
                   desc=f"crop ({params.detector})", disable=not tasks):
         result.images += 1
         rows.extend(o.rows)
@@ -294,12 +320,12 @@ def crop(params: CropParams, raw_dir: str | Path, out_dir: str | Path) -> CropRe
     return result
 
 
-def run_crop(params) -> CropResult:
+def run_crop(params, map_shards=None, shards: int = 1) -> CropResult:
     """The stage as the CLI, DVC and Prefect run it: crop, then record the counts in MLflow."""
     from pipeline.tracking import stage_run
 
     with stage_run("crop", params, params.crop.model_dump()) as mlflow:
-        result = crop(params.crop, params.paths.raw, params.paths.faces)
+        result = crop(params.crop, params.paths.raw, params.paths.faces, map_shards, shards)
         if mlflow:
             mlflow.log_metrics({k: float(v) for k, v in result.summary().items()})
     return result

@@ -423,6 +423,17 @@ class LabelUIParams(Strict):
                                   "(best group value's p, or max(p, 1-p) for yes/no) puts the face in the "
                                   "'low confidence' filter")
 
+class OrchestrationParams(Strict):
+    """How the Prefect flows run the stages (flows/): where crop and tag shards go, and overlaps."""
+
+    dask_address: str | None = Field(None, description="tcp://host:8786 of an existing Dask scheduler: crop and tag "
+                                     "run as shards on it (prefect-dask); null runs them locally")
+    shards: int = Field(0, ge=0, description="shards per sharded stage; 0 = one per Dask worker thread")
+    overlap: Literal["wait", "skip"] = Field("wait", description="a flow run that finds another running: wait for it, or skip")
+    lock_timeout: float = Field(21600.0, gt=0, description="s a waiting flow run waits for the running one before failing")
+    dvc_commit: bool = Field(True, description="in a DVC project run without overrides, record the stages a flow "
+                             "ran in dvc.lock (dvc commit) so dvc status is clean afterwards")
+
 
 class Params(Strict):
     paths: PathsParams = Field(default_factory=PathsParams)
@@ -435,6 +446,7 @@ class Params(Strict):
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     report: ReportParams = Field(default_factory=ReportParams)
     tracking: TrackingParams = Field(default_factory=TrackingParams)
+    orchestration: OrchestrationParams = Field(default_factory=OrchestrationParams)
 
     def model(self, name: str) -> ModelSpec:
         try:

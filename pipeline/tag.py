@@ -77,11 +77,38 @@ def rows_for(tagger, probs, face_ids, contents, key: str, params: TagParams) -> 
     return rows
 
 
-def tag(params: TagParams, faces_dir: str | Path, out_path: str | Path) -> TagResult:
-    """Tag the faces listed in ``faces_dir/index.parquet`` with ``tag.tagger``."""
-    import pandas as pd
+def predict_rows(tagger, params: TagParams, key: str, items: list[tuple[str, str, str]], desc: str = "tag") -> list[dict]:
+    """Table rows for (face_id, file, content) items, in batches of ``tag.batch_size``."""
     from PIL import Image
     from tqdm import tqdm
+
+    rows: list[dict] = []
+    bs = params.batch_size
+    for start in tqdm(range(0, len(items), bs), desc=desc, unit="batch", disable=not items):
+        batch = items[start:start + bs]
+        images = []
+        for _, path, _ in batch:
+            with Image.open(path) as im:
+                im.load()
+                images.append(im.copy())
+        probs = tagger.predict(images)
+        rows += rows_for(tagger, probs, [b[0] for b in batch], [b[2] for b in batch], key, params)
+    return rows
+
+
+def tag_shard(params: dict, device: str, items: list[tuple[str, str, str]]) -> list[dict]:
+    """Rows for one shard of faces (a Dask task): loads the tagger where it runs."""
+    from pipeline.taggers import load_tagger
+
+    p = TagParams.model_validate(params)
+    tagger = load_tagger(p, device)
+    return predict_rows(tagger, p, run_key(tagger.fingerprint, p), items, f"tag shard ({len(items)} faces)")
+
+
+def tag(params: TagParams, faces_dir: str | Path, out_path: str | Path, map_shards=None, shards: int = 1) -> TagResult:
+    """Tag the faces listed in ``faces_dir/index.parquet`` with ``tag.tagger``; with ``map_shards``
+    the faces to tag go out as ``shards`` shards of whole batches (same rows as one process)."""
+    import pandas as pd
 
     from pipeline.atomic import write_parquet
     from pipeline.crop import INDEX
@@ -113,17 +140,14 @@ def tag(params: TagParams, faces_dir: str | Path, out_path: str | Path) -> TagRe
     reusable = {(r.face_id, r.content) for r in old[["face_id", "content", "tagged_with"]].itertuples()
                 if r.tagged_with == key and (r.face_id, r.content) in current} if same_schema else set()
     todo = [i for i, (fid, c) in enumerate(zip(index["face_id"], contents)) if (fid, c) not in reusable]
-    rows: list[dict] = []
-    bs = params.batch_size
-    for start in tqdm(range(0, len(todo), bs), desc=f"tag ({params.tagger}, {result.device})", unit="batch"):
-        batch = todo[start:start + bs]
-        images = []
-        for i in batch:
-            with Image.open(faces / index["path"].iloc[i]) as im:
-                im.load()
-                images.append(im.copy())
-        probs = tagger.predict(images)
-        rows += rows_for(tagger, probs, [index["face_id"].iloc[i] for i in batch], [contents[i] for i in batch], key, params)
+    items = [(index["face_id"].iloc[i], str(faces / index["path"].iloc[i]), contents[i]) for i in todo]
+    if map_shards and items:
+        from pipeline.shards import split
+
+        args = [(params.model_dump(), result.device, chunk) for chunk in split(items, shards, align=params.batch_size)]
+        rows = [r for shard_rows in map_shards(tag_shard, args) for r in shard_rows]
+    else:
+        rows = predict_rows(tagger, params, key, items, f"tag ({params.tagger}, {result.device})")
     kept_old = old[[(f, c) in reusable for f, c in zip(old["face_id"], old["content"])]] if len(old) else old
     table = pd.concat([kept_old, pd.DataFrame(rows, columns=empty_table(params).columns)], ignore_index=True)
     order = {f: i for i, f in enumerate(index["face_id"])}
@@ -136,13 +160,13 @@ def tag(params: TagParams, faces_dir: str | Path, out_path: str | Path) -> TagRe
     return result
 
 
-def run_tag(params) -> TagResult:
+def run_tag(params, map_shards=None, shards: int = 1) -> TagResult:
     """The stage as the CLI, DVC and Prefect run it: tag, then record the counts in MLflow."""
     from pipeline.tracking import stage_run
 
     logged = params.tag.model_dump(exclude={"vocabulary", "checksums"})
     with stage_run("tag", params, logged) as mlflow:
-        result = tag(params.tag, params.paths.faces, params.tag.out)
+        result = tag(params.tag, params.paths.faces, params.tag.out, map_shards, shards)
         if mlflow:
             mlflow.log_metrics({k: float(v) for k, v in result.summary().items()})
             mlflow.set_tag("tag_device", result.device)

@@ -14,6 +14,7 @@ from typing import Any, Iterator
 from pipeline.params import Params
 
 PIPELINE_RUN_ENV = "BOORUGAN_PIPELINE_RUN"
+PARENT_RUN_ENV = "BOORUGAN_PARENT_RUN"  # an MLflow run id: stage runs nest under it (a flow run's run)
 
 
 def repo_root(start: Path | None = None) -> Path:
@@ -80,12 +81,48 @@ def stage_run(stage: str, params: Params, logged: dict[str, Any], tags: dict[str
         all_tags["git_commit"] = commit
     if pipeline_run := os.environ.get(PIPELINE_RUN_ENV):
         all_tags["pipeline_run"] = pipeline_run
+    if parent := os.environ.get(PARENT_RUN_ENV):
+        all_tags["mlflow.parentRunId"] = parent  # nesting by tag works across threads and processes
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name or stage, tags=all_tags):
         flat = flatten(logged)
         items = list(flat.items())
         for i in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
             mlflow.log_params(dict(items[i:i + 100]))
         yield mlflow
+
+
+@contextlib.contextmanager
+def parent_run(params: Params, name: str, tags: dict[str, str]) -> Iterator[str | None]:
+    """One MLflow run for a whole flow run (yields its id, or None when tracking is off); every
+    stage run started inside nests under it. Ends FAILED when the body raises."""
+    if not params.tracking.enabled:
+        yield None
+        return
+    from mlflow.tracking import MlflowClient
+
+    root = repo_root()
+    client = MlflowClient(tracking_uri(params, root))
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri(params, root))
+    exp_id = _experiment_id(mlflow, params.tracking.experiment, root)
+    all_tags = {"stage": "flow", "mlflow.runName": name, **tags}
+    if commit := git_commit(root):
+        all_tags["git_commit"] = commit
+    run = client.create_run(exp_id, tags=all_tags, run_name=name)
+    run_id = run.info.run_id
+    previous = os.environ.get(PARENT_RUN_ENV)
+    os.environ[PARENT_RUN_ENV] = run_id
+    status = "FAILED"
+    try:
+        yield run_id
+        status = "FINISHED"
+    finally:
+        if previous is None:
+            os.environ.pop(PARENT_RUN_ENV, None)
+        else:
+            os.environ[PARENT_RUN_ENV] = previous
+        client.set_terminated(run_id, status)
 
 
 def log_into_run(params: Params, run_id: str, metrics: dict[str, float]) -> None:

@@ -53,6 +53,15 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect server for every flow test of the session (each costs 10-20 s)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+
+
+@pytest.fixture(scope="session")
 def session_tmp() -> Path:
     return _SESSION_TMP
 

@@ -9,14 +9,6 @@ from conftest import ROOT, tiny_overrides
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
-def prefect_harness():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=90):
-        yield
-
-
 def test_pipeline_flow_runs_every_stage(prefect_harness, tmp_path):
     import mlflow
 
