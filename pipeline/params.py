@@ -255,7 +255,8 @@ class ModelSpec(Strict):
     lr: float = Field(2e-4, gt=0)
     beta1: float = Field(0.5, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
-    log_every: int = Field(10, ge=1)
+    log_every: int = Field(10, ge=1, description="steps between reads of the losses from the device (one host sync "
+                           "each) and MLflow points; losses.csv still gets a row for every step")
     checkpoint_every: int | None = Field(None, ge=1, description="steps between checkpoints (default: every epoch)")
     label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="real target is 1 - this (one-sided)")
     d_threshold: float | None = Field(None, ge=0, description="update D only when its loss > this")

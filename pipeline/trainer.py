@@ -392,7 +392,7 @@ def train(images: np.ndarray, spec: ModelSpec, out_dir: str | Path, *, labels=No
         with open(csv_path) as f:
             rows = [r for r in csv.reader(f)][1:]
         rows = [r for r in rows if int(r[0]) <= resumed_from]  # drop steps logged after the checkpoint
-    sums = torch.zeros(len(STATS), device=dev)
+    recent = torch.zeros(spec.log_every, len(STATS), device=dev)  # per-step stats since the last log
     bad = torch.zeros((), device=dev)  # non-finite steps since the last checkpoint, read at checkpoints only
     pending = 0
     last: dict[str, float] = {}
@@ -419,17 +419,19 @@ def train(images: np.ndarray, spec: ModelSpec, out_dir: str | Path, *, labels=No
             ema_update(gan)
             gan.step += 1
             gan.epoch = -(-gan.step // per_epoch)
-            sums += stats
+            recent[pending] = stats
             bad += (~torch.isfinite(stats)).any()
             pending += 1
             if pending == spec.log_every or gan.step == total:
-                last = dict(zip(STATS, (sums / pending).tolist()))  # the one sync per log_every steps
-                sums.zero_()
-                pending = 0
-                if not all(np.isfinite(v) for v in last.values()):
+                per_step = recent[:pending].tolist()  # the one host sync per log_every steps
+                last = dict(zip(STATS, np.mean(per_step, axis=0).tolist()))
+                if not np.isfinite(per_step).all():
                     raise TrainingDiverged(f"losses became {last} at step {gan.step}; the last good checkpoint "
                                            f"({ckpt}) is kept. Lower the learning rate or change the seed.")
-                writer.writerow((gan.step, epoch + 1, *(f"{last[k]:.6g}" for k in STATS)))
+                first = gan.step - pending + 1
+                writer.writerows((first + k, -(-(first + k) // per_epoch), *(f"{v:.6g}" for v in row))
+                                 for k, row in enumerate(per_step))
+                pending = 0
                 f.flush()
                 for cb in callbacks:
                     cb.on_log(gan.step, last)
