@@ -1,4 +1,4 @@
-"""Stage ``labels``: manual labels merged with the tagger's into ``data/labels.parquet``.
+"""Stage ``labels``: manual labels, Danbooru's own tags and the tagger's merged into ``data/labels.parquet``.
 
 One row per face (faces with fewer than ``labels.min_known`` known attributes dropped):
 - ``face_id`` (str);
@@ -7,11 +7,17 @@ One row per face (faces with fewer than ``labels.min_known`` known attributes dr
   (strings rather than bools so "not known" is representable, as in the groups);
 - ``multi_hot``: list of 0/1 ints in the order of ``labels_vocab.json["multi_hot"]`` (a slot per
   group value, then one per binary attribute; an unknown group is all zeros, unknown binary 0);
-- ``source_<attribute>``: ``"manual"``, ``"i2v"`` or ``"none"``.
+- ``source_<attribute>``: ``"manual"``, ``"danbooru"``, ``"i2v"`` or ``"none"``.
+
+From Danbooru (faces cropped from a Danbooru post): the post's general tags, which people tagged
+by hand. A group takes its value when exactly one of its tags is on the post (two hair colours on a
+post with one face may be two-tone hair: unknown); a binary attribute is yes when its tag is there,
+else no, because Danbooru's common visual tags are gardened to completeness. Only for posts with one
+face: on a post with several, the tags say nothing about which face has them.
 
 From the tagger: a group takes its most likely value when p > ``labels.threshold``, else unknown;
-a binary attribute is yes when p > threshold, else no (make.girls.moe's rule). ``labels.prefer``
-says which source wins where both have a value. Disagreements between a manual value and a
+a binary attribute is yes when p > threshold, else no (make.girls.moe's rule). ``labels.precedence``
+says which source wins where several have a value (by default manual, then danbooru, then i2v). Disagreements between a manual value and a
 confident tagger (p >= ``labels.conflict_confidence`` for its value, or <= 1 - that for a binary
 "no") go to ``labels.conflicts``; that file sits in data/, not reports/, because the report stage
 owns and replaces the whole reports/ folder.
@@ -37,12 +43,13 @@ class LabelsResult:
     dropped: int = 0
     manual_faces: int = 0
     tagged_faces: int = 0
+    danbooru_faces: int = 0
     conflicts: int = 0
     balance: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, int]:
         return {"faces": self.faces, "dropped": self.dropped, "manual_faces": self.manual_faces,
-                "tagged_faces": self.tagged_faces, "conflicts": self.conflicts}
+                "tagged_faces": self.tagged_faces, "danbooru_faces": self.danbooru_faces, "conflicts": self.conflicts}
 
 
 def tagger_values(probs: dict[str, float], vocab: VocabularyParams, threshold: float) -> dict[str, tuple[str, float]]:
@@ -66,16 +73,43 @@ def is_conflict(attr: str, manual: str, tagged: str, p: float, vocab: Vocabulary
     return confident is not None and confident != manual
 
 
-def merge_face(manual: dict[str, str], tagged: dict[str, tuple[str, float]] | None, vocab: VocabularyParams,
-               prefer: str) -> tuple[dict[str, str], dict[str, str]]:
-    """(values, sources) for one face."""
+def danbooru_values(general_tags: str, vocab: VocabularyParams) -> dict[str, str]:
+    """attribute -> value from a post's space-separated general tags (see the module docstring)."""
+    from pipeline.vocab import normalise_tag
+
+    have = {normalise_tag(t) for t in general_tags.split()}
+    out = {}
+    for g, values in vocab.groups.items():
+        hits = [v for v, tag in values.items() if normalise_tag(tag) in have]
+        if len(hits) == 1:
+            out[g] = hits[0]
+    for b, tag in vocab.binary.items():
+        out[b] = "yes" if normalise_tag(tag) in have else "no"
+    return out
+
+
+def danbooru_labels(index, manifest, vocab: VocabularyParams) -> dict[str, dict[str, str]]:
+    """face_id -> values from its post's tags, for faces that are the only face of a Danbooru post."""
+    if manifest is None or "tags_general" not in manifest.columns:
+        return {}
+    tags = manifest.dropna(subset=["tags_general"]).drop_duplicates("md5").set_index("md5")["tags_general"]
+    alone = index.groupby("md5")["face_id"].transform("size") == 1
+    return {fid: danbooru_values(tags[md5], vocab)
+            for fid, md5 in zip(index.loc[alone, "face_id"], index.loc[alone, "md5"]) if md5 in tags.index}
+
+
+def merge_face(by_source: dict[str, dict[str, str]], precedence: list[str],
+               vocab: VocabularyParams) -> tuple[dict[str, str], dict[str, str]]:
+    """(values, sources) for one face: per attribute the first source in ``precedence`` that knows it."""
     values, sources = {}, {}
     for attr in attributes(vocab):
-        m = manual.get(attr)
-        t = tagged[attr][0] if tagged is not None and tagged[attr][0] != UNKNOWN else None
-        order = [(m, "manual"), (t, "i2v")] if prefer == "manual" else [(t, "i2v"), (m, "manual")]
-        values[attr], sources[attr] = next(((v, s) for v, s in order if v is not None), (UNKNOWN, "none"))
+        known = ((by_source.get(s, {}).get(attr), s) for s in precedence)
+        values[attr], sources[attr] = next(((v, s) for v, s in known if v not in (None, UNKNOWN)), (UNKNOWN, "none"))
     return values, sources
+
+
+def known_tagged(tagged: dict[str, tuple[str, float]] | None) -> dict[str, str]:
+    return {a: v for a, (v, _) in (tagged or {}).items() if v != UNKNOWN}
 
 
 def multi_hot(values: dict[str, str], vocab: VocabularyParams) -> list[int]:
@@ -116,7 +150,9 @@ def labels(params: LabelsParams, vocab: VocabularyParams, faces_dir: str | Path,
     probs_by_face = {r["face_id"]: {t: r[PROB_PREFIX + t] for t in vocab.tags()}
                      for r in tags.to_dict("records")}
 
-    result = LabelsResult(manual_faces=len(manual), tagged_faces=sum(f in probs_by_face for f in index["face_id"]))
+    booru = danbooru_labels(index, manifest, vocab) if "danbooru" in params.precedence else {}
+    result = LabelsResult(manual_faces=len(manual), tagged_faces=sum(f in probs_by_face for f in index["face_id"]),
+                          danbooru_faces=len(booru))
     rows, conflicts = [], []
     attrs = attributes(vocab)
     for fid in index["face_id"]:
@@ -124,7 +160,8 @@ def labels(params: LabelsParams, vocab: VocabularyParams, faces_dir: str | Path,
         mvals = label.values if label else {}
         probs = probs_by_face.get(fid)
         tagged = tagger_values(probs, vocab, params.threshold) if probs is not None else None
-        values, sources = merge_face(mvals, tagged, vocab, params.prefer)
+        values, sources = merge_face({"manual": mvals, "danbooru": booru.get(fid, {}), "i2v": known_tagged(tagged)},
+                                     params.precedence, vocab)
         if tagged is not None:
             for attr, m in mvals.items():
                 t, p = tagged[attr]

@@ -408,7 +408,16 @@ class LabelsParams(Strict):
     out: str = "data/labels.parquet"
     vocab_out: str = "data/labels_vocab.json"
     conflicts: str = Field("data/label_conflicts.csv", description="manual vs confident tagger disagreements")
-    prefer: Literal["manual", "i2v"] = Field("manual", description="which source wins where both give a value")
+    precedence: list[Literal["manual", "danbooru", "i2v"]] = Field(
+        ["manual", "danbooru", "i2v"], min_length=1, description="label sources, the first that knows an attribute "
+        "wins; a source left out is not used (danbooru: the post's own tags, for faces alone on a Danbooru post)")
+
+    @field_validator("precedence")
+    @classmethod
+    def _unique_sources(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"each source at most once, got {v}")
+        return v
     threshold: float = Field(0.25, ge=0.0, le=1.0, description="tagger probability needed for a value")
     conflict_confidence: float = Field(0.75, ge=0.0, le=1.0, description="tagger probability that makes a disagreement a conflict")
     min_known: int = Field(0, ge=0, description="drop faces with fewer known attributes (0 keeps all)")

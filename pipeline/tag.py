@@ -6,7 +6,7 @@ and ``tags`` / ``tag_probs``: the tagger's general tags with p > ``tag.threshold
 
 Incremental: a face whose (id, content, tagged_with) is already in the table is not run again, so
 re-cropping or adding faces only tags what changed. With ``tag.enabled: false`` the stage writes
-the same table with no rows (the labels stage then uses manual labels only) and says how to enable it.
+the same table with no rows (the labels stage then uses manual labels and Danbooru tags only) and says how to enable it.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def tag(params: TagParams, faces_dir: str | Path, out_path: str | Path, map_shar
     result = TagResult(faces=len(index), enabled=params.enabled)
     if not params.enabled:
         log.warning("tag: disabled (tag.enabled=false): writing an empty %s; labels come from manual labels "
-                    "only. Enable with -S tag.enabled=true (weights: tag.weights_dir or $BOORUGAN_CACHE/i2v)", out_path)
+                    "and Danbooru tags only. Enable with -S tag.enabled=true (weights: tag.weights_dir or $BOORUGAN_CACHE/i2v)", out_path)
         write_parquet(out_path, empty_table(params))
         return result
     import torch

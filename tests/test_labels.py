@@ -80,7 +80,7 @@ def test_manual_columns_override_and_conflicts_are_reported(world):
 
 def test_prefer_i2v_keeps_manual_only_where_the_tagger_has_nothing(world):
     csv = "face_id,hair_color\naaaa_0,brown\naaaa_1,grey\n"
-    _, t = run(world, csv, prefer="i2v")
+    _, t = run(world, csv, precedence=["i2v", "manual"])
     assert t.loc["aaaa_0", "hair_color"] == "blonde" and t.loc["aaaa_1", "hair_color"] == "grey"
     assert t.loc["aaaa_1", "source_hair_color"] == "manual"
 
@@ -155,3 +155,28 @@ def test_missing_tags_file_or_vocabulary_columns(world):
     pd.DataFrame({"face_id": [], PROB_PREFIX + "blonde hair": []}).to_parquet(world / "tags.parquet")
     with pytest.raises(Exception, match="vocabulary changed"):
         run(world, None)
+
+
+def test_danbooru_tags_label_faces_alone_on_their_post(world):
+    """A post's own tags label its only face (below manual, above the tagger); a post with two faces
+    (aaaa) or two hair colours (cccc) gives nothing for what it cannot pin to one face."""
+    manifest = pd.read_parquet(world / "raw" / "manifest.parquet")
+    manifest["tags_general"] = ["1girl brown_hair smile", "1girl grey_hair long_hair glasses", "blonde_hair brown_hair smile"]
+    manifest.to_parquet(world / "raw" / "manifest.parquet")
+    result, t = run(world, "face_id,smile\nbbbb_0,no\n")
+    assert result.danbooru_faces == 2  # bbbb_0 and cccc_0; aaaa has two faces
+    assert t.loc["bbbb_0", ["hair_color", "hair_style", "smile", "glasses"]].tolist() == ["grey", "long", "no", "yes"]
+    assert t.loc["bbbb_0", ["source_hair_color", "source_smile"]].tolist() == ["danbooru", "manual"]
+    assert t.loc["cccc_0", ["hair_color", "smile", "glasses"]].tolist() == ["unknown", "yes", "no"]
+    assert t.loc["aaaa_0", "source_hair_color"] == "i2v" and t.loc["aaaa_0", "hair_color"] == "blonde"
+
+    _, t = run(world, None, precedence=["i2v", "danbooru"])
+    assert t.loc["bbbb_0", ["hair_color", "source_hair_color"]].tolist() == ["grey", "i2v"]
+    assert t.loc["cccc_0", ["smile", "source_smile"]].tolist() == ["yes", "danbooru"]
+    _, t = run(world, None, precedence=["manual", "i2v"])
+    assert "danbooru" not in set(t["source_smile"])
+
+
+def test_precedence_names_each_source_once():
+    with pytest.raises(ValueError, match="at most once"):
+        LabelsParams(precedence=["manual", "manual"])

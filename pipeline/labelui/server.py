@@ -34,6 +34,7 @@ def create_app(params):
 
     from pipeline.crop import INDEX
     from pipeline.labelui.faces import FILTERS, face_view, load_predictions, matches
+    from pipeline.labels import danbooru_labels
     from pipeline.labelui.store import LabelValueError, ManualStore, allowed_values
     from pipeline.scrape import MANIFEST
 
@@ -49,6 +50,7 @@ def create_app(params):
     store.read()  # a broken manual.csv stops the server at start, with its line numbers
     images = {str(f): faces_dir / Path(str(p)).name for f, p in zip(index["face_id"], index["path"])}
     predictions = load_predictions(params.tag.out, vocab, lp.threshold)
+    booru = danbooru_labels(index, manifest, vocab) if "danbooru" in lp.precedence else {}
     app = FastAPI(title="boorugan labelling", docs_url=None, redoc_url=None, openapi_url=None)
     if ui.host in LOOPBACK:  # a page elsewhere cannot reach it through DNS rebinding
         from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -56,7 +58,7 @@ def create_app(params):
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "::1", "[::1]"])
 
     def view(fid: str, manual: dict) -> dict:
-        return face_view(fid, manual.get(fid, {}), predictions.get(fid), vocab, lp, ui.low_confidence)
+        return face_view(fid, manual.get(fid, {}), predictions.get(fid), vocab, lp, ui.low_confidence, booru.get(fid))
 
     def counts(manual: dict) -> dict:
         return {"faces": len(images), "labelled": sum(1 for f in manual if f in images and manual[f]),
