@@ -53,7 +53,12 @@ def _train(args, params) -> None:
     from pipeline.train import run_train
 
     summary = run_train(params, args.model)
-    print(f"train@{args.model}: {summary['steps']} steps, {summary['images_per_second']} images/s on {summary['device']}")
+    ddp = ""
+    if summary["world_size"] > 1:  # every rank prints: equal weights digests show the ranks stayed in step
+        import os
+
+        ddp = f" (rank {os.environ.get('RANK')} of {summary['world_size']}, weights sha256 {summary['weights_sha256']})"
+    print(f"train@{args.model}: {summary['steps']} steps, {summary['images_per_second']} images/s on {summary['device']}{ddp}")
 
 
 def _evaluate(args, params) -> None:

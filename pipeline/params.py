@@ -315,6 +315,17 @@ class TrainParams(Strict):
     seed: int = 0
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's)")
     resume: Literal["auto", "never"] = Field("auto", description="auto: continue from runs/<model>/checkpoint.pt when it fits")
+    fast: Literal["auto", "on", "off"] = Field(
+        "auto", description="the trainer's fast path (pipeline/fastpath.py). auto: on CUDA, bf16 autocast, channels_last, "
+                            "fused Adam and the whole step in one CUDA graph, as the knobs below allow; on: also on the "
+                            "CPU, where only autocast and channels_last apply (for comparisons; slower there); off: the "
+                            "plain fp32 eager loop everywhere")
+    amp: Literal["bf16", "off"] = Field("bf16", description="fast path: autocast dtype of the forward passes (losses stay fp32)")
+    channels_last: Literal["auto", "off"] = Field(
+        "auto", description="fast path: channels_last weights and batches (auto: nets with convolutions)")
+    cuda_graph: Literal["auto", "off"] = Field(
+        "auto", description="fast path: capture the whole training step in one CUDA graph when the model allows it "
+                            "(not with DDP or the DRAGAN penalty; the log says why when it is off)")
     models: dict[str, ModelSpec] = Field(default_factory=dict)
 
     @model_validator(mode="after")

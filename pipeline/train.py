@@ -10,35 +10,57 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipeline.params import Params
+from pipeline.params import ModelSpec, Params
+
+if TYPE_CHECKING:
+    from pipeline.distributed import Dist
+    from pipeline.fastpath import FastOptions
 
 
 def run_train(params: Params, name: str) -> dict[str, Any]:
+    """Under ``torchrun --nproc_per_node=N -m pipeline train <model>`` each of the N processes runs
+    this; they train one model with DDP (pipeline/distributed.py)."""
+    import torch
+
+    from pipeline import distributed
+    from pipeline.fastpath import FastOptions
+    from pipeline.trainer import resolve_device
+
+    spec = params.model(name)
+    t = params.train
+    fast = FastOptions(fast=t.fast, amp=t.amp, channels_last=t.channels_last, cuda_graph=t.cuda_graph)
+    if t.num_threads:
+        torch.set_num_threads(t.num_threads)
+    with distributed.session(resolve_device(t.device)) as dist:
+        return _train(params, name, spec, fast, dist)
+
+
+def _train(params: Params, name: str, spec: ModelSpec, fast: FastOptions, dist: Dist) -> dict[str, Any]:
+    """One process's share: every rank trains; rank 0 alone tracks and writes (pipeline/distributed.py)."""
     from pipeline.atomic import write_json
     from pipeline.datasets import load_faces, load_labels, sketches_of
     from pipeline.plots import plot_losses
     from pipeline.tracking import MLflowCallback, stage_run
     from pipeline.trainer import train
 
-    spec = params.model(name)
     faces = load_faces(params.paths.faces)
     labels = (load_labels(faces, spec.conditioning, params.labels.out, params.paths.faces, params.paths.raw)
               if spec.conditioning else None)
     sketches = sketches_of(faces.images, spec.sketch) if spec.family == "sketch" else None
     data_id = faces.digest if labels is None else f"{faces.digest}:{hashlib.md5(labels.codes.tobytes()).hexdigest()}"
     out = Path(params.paths.runs) / name
-    if params.train.num_threads:
-        import torch
-        torch.set_num_threads(params.train.num_threads)
-    logged = {"model": name, "seed": params.train.seed, "device": params.train.device, **spec.model_dump()}
+    kw = dict(labels=labels, sketches=sketches, seed=params.train.seed, device=params.train.device,
+              resume=params.train.resume, data_id=data_id, snapshot_every=params.evaluate.every_epochs, fast=fast, dist=dist)
+    if not dist.main:
+        return train(faces.images, spec, out, **kw)
+    logged = {"model": name, "seed": params.train.seed, "device": params.train.device, "fast": fast.fast,
+              "world_size": dist.world, **spec.model_dump()}
     tags = {"model": name, "arch": spec.arch, "family": spec.family, "data_hash": faces.digest}
     with stage_run("train", params, logged, tags, run_name=f"train@{name}") as mlflow:
         callbacks = (MLflowCallback(mlflow),) if mlflow else ()
-        summary = train(faces.images, spec, out, labels=labels, sketches=sketches, seed=params.train.seed,
-                        device=params.train.device, resume=params.train.resume, data_id=data_id,
-                        snapshot_every=params.evaluate.every_epochs, callbacks=callbacks)
+        summary = train(faces.images, spec, out, callbacks=callbacks, **kw)
         plot_losses(out / "losses.csv", out / "losses.png", title=name)
         summary.update(model=name, data_hash=faces.digest,
                        mlflow_run_id=mlflow.active_run().info.run_id if mlflow else None)

@@ -130,8 +130,8 @@ def test_nan_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     run(spec_for("dcgan", steps=3), tmp_path)  # one epoch: checkpoint at step 3
     real_step = trainer.gan_step
 
-    def poisoned(gan, b):
-        stats = real_step(gan, b)
+    def poisoned(gan, b, *args):
+        stats = real_step(gan, b, *args)
         with torch.no_grad():
             for p in gan.G.parameters():
                 p.fill_(float("nan"))

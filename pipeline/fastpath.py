@@ -1,0 +1,178 @@
+"""The trainer's fast path: what it turns on, why not when it doesn't, and the CUDA graph runner.
+
+On CUDA, by default (``train.fast: auto``): bf16 autocast around the forward passes (D returns
+logits and the losses are ``*_with_logits``, which autocast keeps in fp32), channels_last weights
+and batches for convolutional nets, fused Adam, cuDNN autotuning, and the whole step (batch drawn
+from the face tensor already on the GPU, D on real and fake, D's update, G's update) captured once
+in a CUDA graph and replayed. Each piece falls back on its own and ``Plan.describe`` says which and
+why; the trainer logs it. On the CPU everything is off ("fast path off: device is cpu") unless
+``train.fast: on``, which turns on what runs there (bf16 autocast, channels_last): the tests use it
+to check that those pieces keep threshold skips exact and losses close to the fp32 path.
+
+Exactness: a threshold skip is decided on the device (trainer.update), so it runs inside the graph
+unchanged. Graph replay repeats the recorded kernels, so nothing the graph does may depend on the
+host: the batch indices and z are copied into static buffers before each replay, drawn from the
+same generator as the eager path (the same z, step for step). DRAGAN's penalty draws its
+perturbation from the training generator inside the step and needs double backward: it runs
+eager. Under DDP the graph stays off (collectives are not captured); the rest stays on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FastOptions:
+    """``train.fast`` / ``amp`` / ``channels_last`` / ``cuda_graph`` (pipeline/params.py), as plain
+    values so the trainer and the bench need no params file."""
+
+    fast: str = "auto"            # auto (CUDA only) | on (also CPU: autocast, channels_last) | off
+    amp: str = "bf16"             # bf16 | off
+    channels_last: str = "auto"   # auto (nets with convolutions) | off
+    cuda_graph: str = "auto"      # auto | off
+
+
+@dataclass
+class Plan:
+    device: torch.device
+    amp: torch.dtype | None = None
+    channels_last: bool = False
+    fused_adam: bool = False
+    cudnn_benchmark: bool = False
+    graph: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def on(self) -> bool:
+        return bool(self.amp or self.channels_last or self.fused_adam or self.graph)
+
+    def describe(self) -> str:
+        if not self.on:
+            return "fast path off: " + "; ".join(self.notes or ["nothing to turn on"])
+        parts = [name for name, on in (("bf16 autocast", self.amp), ("channels_last", self.channels_last),
+                                       ("fused Adam", self.fused_adam), ("cuDNN autotune", self.cudnn_benchmark),
+                                       ("CUDA graph of the whole step", self.graph)) if on]
+        return "fast path on: " + ", ".join(parts) + "".join(f"; {n}" for n in self.notes)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Context for forward passes (backward runs outside it, as autocast wants). The weight-cast
+        cache is off under graph capture, where cached casts would outlive the capture."""
+        if self.amp is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp, cache_enabled=not self.graph)
+
+    def prepare(self, *nets: torch.nn.Module) -> None:
+        """channels_last for nets that convolve (a fully connected net gains nothing from it)."""
+        if not self.channels_last:
+            return
+        if not any(isinstance(m, torch.nn.modules.conv._ConvNd) for net in nets for m in net.modules()):
+            self.channels_last = False
+            self.notes.append("channels_last off: no convolutions")
+            return
+        for net in nets:
+            net.to(memory_format=torch.channels_last)
+        if self.cudnn_benchmark:
+            torch.backends.cudnn.benchmark = True
+
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
+def choose(opts: FastOptions, *, device: torch.device, dragan: bool = False, world: int = 1) -> Plan:
+    """Which pieces of the fast path this run gets, with the reason for each one left out."""
+    plan = Plan(device)
+    if opts.fast == "off":
+        plan.notes.append("train.fast is off")
+        return plan
+    cuda = device.type == "cuda"
+    if not cuda and opts.fast != "on":
+        plan.notes.append(f"device is {device.type}")
+        return plan
+    if opts.amp == "off":
+        plan.notes.append("autocast off: train.amp is off")
+    elif cuda and not torch.cuda.is_bf16_supported():
+        plan.notes.append("autocast off: this GPU has no bf16")
+    else:
+        plan.amp = torch.bfloat16
+    if opts.channels_last == "off":
+        plan.notes.append("channels_last off: train.channels_last is off")
+    else:
+        plan.channels_last = True
+    if not cuda:
+        plan.notes.append(f"fused Adam and CUDA graph off: device is {device.type}")
+        return plan
+    plan.fused_adam = plan.cudnn_benchmark = True
+    if opts.cuda_graph == "off":
+        plan.notes.append("CUDA graph off: train.cuda_graph is off")
+    elif world > 1:
+        plan.notes.append("CUDA graph off: DDP (its collectives are not captured); steps run eager")
+    elif dragan:
+        plan.notes.append("CUDA graph off: the DRAGAN penalty draws noise from the training generator inside the "
+                          "step and needs double backward; steps run eager")
+    else:
+        plan.graph = True
+    return plan
+
+
+class GraphedStep:
+    """``fn(*inputs) -> stats`` run as one CUDA graph: the first ``warmup`` calls are ordinary
+    training steps on a side stream (cuDNN/cuBLAS pick their kernels, autograd and the optimisers
+    settle), the next one captures ``fn`` on static copies of the inputs, and every call after that
+    copies its inputs into them and replays. Nothing is run twice and nothing is skipped: each call
+    is exactly one training step. A capture that fails (an op that syncs with the host, say) logs
+    why and leaves every later call eager."""
+
+    def __init__(self, fn: Callable[..., torch.Tensor], before_capture: Callable[[], None], warmup: int = 3):
+        self.fn, self.before_capture, self.warmup = fn, before_capture, warmup
+        self.static: list[torch.Tensor | None] | None = None
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.out: torch.Tensor | None = None
+        self.eager_calls = 0
+        self.failed: str | None = None
+
+    def _load(self, inputs) -> list[torch.Tensor | None]:
+        if self.static is None:
+            self.static = [None if x is None else x.clone() for x in inputs]  # fixed addresses from here on
+        else:
+            for s, x in zip(self.static, inputs):
+                if s is not None:
+                    s.copy_(x)
+        return self.static
+
+    def __call__(self, *inputs: torch.Tensor | None) -> torch.Tensor:
+        if self.failed is not None:
+            return self.fn(*inputs)
+        static = self._load(inputs)
+        if self.graph is not None:
+            self.graph.replay()
+            return self.out
+        if self.eager_calls < self.warmup:
+            main, side = torch.cuda.current_stream(), torch.cuda.Stream()
+            side.wait_stream(main)
+            with torch.cuda.stream(side):
+                out = self.fn(*static)
+            main.wait_stream(side)
+            self.eager_calls += 1
+            return out
+        graph = torch.cuda.CUDAGraph()
+        try:
+            self.before_capture()
+            with torch.cuda.graph(graph):
+                out = self.fn(*static)
+        except Exception as e:  # noqa: BLE001  any failure to capture means: train on without a graph
+            self.failed = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            log.warning("CUDA graph capture failed (%s); the steps run eager from here on", self.failed)
+            torch.cuda.synchronize()
+            return self.fn(*inputs)
+        self.graph, self.out = graph, out
+        log.info("CUDA graph captured after %d eager steps", self.eager_calls)
+        graph.replay()
+        return out
