@@ -34,6 +34,12 @@ def checkpoints_to_score(run_dir: Path, every_epochs: int | None) -> list[tuple[
     return out
 
 
+def checkpoint_step(path: Path) -> int:
+    import torch
+
+    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["step"])
+
+
 def readers_for(params: Params, device) -> dict:
     """Attribute readers for generated images of this dataset: the toy faces' own colour check, else
     the tagger (loaded only if a conditional model asks)."""
@@ -78,7 +84,11 @@ def evaluate_all(params: Params, name: str) -> list[dict[str, Any]]:
     device = resolve_device(params.train.device)
     real = load_faces(params.paths.faces)
     rows = []
-    for epoch, ckpt in checkpoints_to_score(Path(params.paths.runs) / name, params.evaluate.every_epochs):
+    to_score = checkpoints_to_score(Path(params.paths.runs) / name, params.evaluate.every_epochs)
+    final_step = checkpoint_step(to_score[-1][1])
+    # the last epoch's snapshot is the final checkpoint's G at the same step: score it once
+    to_score = [(e, c) for e, c in to_score[:-1] if checkpoint_step(c) != final_step] + to_score[-1:]
+    for epoch, ckpt in to_score:
         values, unavailable, step = evaluate_checkpoint(params, ckpt, real, list(params.evaluate.metrics), device)
         rows.append({**values, "step": step, **({"epoch": epoch} if epoch is not None else {}),
                      "unavailable": unavailable})
