@@ -183,6 +183,9 @@ class Clock:
     def __init__(self):
         self.marks: list[tuple[int, float]] = []
 
+    def on_start(self, *a):
+        pass
+
     def on_log(self, step, stats):
         self.marks.append((step, time.perf_counter()))
 

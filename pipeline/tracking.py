@@ -142,6 +142,9 @@ class MLflowCallback:
     def __init__(self, mlflow):
         self.mlflow = mlflow
 
+    def on_start(self, total_steps: int, done_steps: int) -> None:
+        pass
+
     def on_log(self, step: int, stats: dict[str, float]) -> None:
         self.mlflow.log_metrics(stats, step=step)
 

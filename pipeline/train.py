@@ -59,7 +59,7 @@ def _train(params: Params, name: str, spec: ModelSpec, fast: FastOptions, dist: 
               "world_size": dist.world, **spec.model_dump()}
     tags = {"model": name, "arch": spec.arch, "family": spec.family, "data_hash": faces.digest}
     with stage_run("train", params, logged, tags, run_name=f"train@{name}") as mlflow:
-        callbacks = (MLflowCallback(mlflow),) if mlflow else ()
+        callbacks = (ProgressBar(name), *((MLflowCallback(mlflow),) if mlflow else ()))
         summary = train(faces.images, spec, out, callbacks=callbacks, **kw)
         plot_losses(out / "losses.csv", out / "losses.png", title=name)
         summary.update(model=name, data_hash=faces.digest,
@@ -68,3 +68,26 @@ def _train(params: Params, name: str, spec: ModelSpec, fast: FastOptions, dist: 
             mlflow.log_artifact(str(out / "losses.png"))
         write_json(out / "train.json", summary)
     return summary
+
+
+class ProgressBar:
+    """Trainer callback: a tqdm bar of steps with the latest losses, moved at each log point (the
+    trainer reads losses from the device only then, so the bar adds no host sync)."""
+
+    def __init__(self, name: str):
+        self.name, self.bar = name, None
+
+    def on_start(self, total_steps: int, done_steps: int) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total_steps, initial=done_steps, desc=f"train@{self.name}", unit="step")
+
+    def on_log(self, step: int, stats: dict[str, float]) -> None:
+        self.bar.update(step - self.bar.n)
+        self.bar.set_postfix({k: f"{v:.3g}" for k, v in stats.items() if k.startswith("loss")}, refresh=False)
+
+    def on_epoch_end(self, epoch: int, step: int, grid_path: Path) -> None:
+        pass
+
+    def on_end(self, summary: dict[str, Any], checkpoint: Path) -> None:
+        self.bar.close()

@@ -40,6 +40,7 @@ RESUMABLE_CHANGES = ("epochs", "steps", "log_every", "checkpoint_every")  # spec
 
 
 class Callback(Protocol):
+    def on_start(self, total_steps: int, done_steps: int) -> None: ...
     def on_log(self, step: int, stats: dict[str, float]) -> None: ...
     def on_epoch_end(self, epoch: int, step: int, grid_path: Path) -> None: ...
     def on_end(self, summary: dict[str, Any], checkpoint: Path) -> None: ...
@@ -484,6 +485,8 @@ def train(images: np.ndarray, spec: ModelSpec, out_dir: str | Path, *, labels=No
         with open(csv_path) as f:
             rows = [r for r in csv.reader(f)][1:]
         rows = [r for r in rows if int(r[0]) <= resumed_from]  # drop steps logged after the checkpoint
+    for cb in callbacks:
+        cb.on_start(total, gan.step)
     recent = torch.zeros(spec.log_every, len(STATS), device=dev)  # per-step stats since the last log
     bad = torch.zeros((), device=dev)  # non-finite steps since the last checkpoint, read at checkpoints only
     pending = 0
