@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.params import Params
-from pipeline.report_table import UNRANKED_NOTE, best, cell, columns, direction
+from pipeline.report_table import UNRANKED_NOTE, best, cell, columns, direction, is_best, unranked_note
 
 STEP_PLOT_KEYS = ("ssl_fd", "fid", "ssl_kid", "kid", "c2st_acc", "diversity_ratio", "attr_acc")
 
@@ -33,7 +33,8 @@ def collect(params: Params) -> list[dict[str, Any]]:
         grids = sorted((run / "samples").glob("*.png"))
         hist_path = Path(params.paths.metrics) / f"{name}_history.csv"
         history = list(csv.DictReader(hist_path.open())) if hist_path.exists() else []
-        rows.append({"model": name, "arch": params.model(name).arch, "metrics": json.loads(metrics_path.read_text()),
+        spec = params.model(name)
+        rows.append({"model": name, "arch": spec.arch, "ranked": spec.family != "sketch", "metrics": json.loads(metrics_path.read_text()),
                      "grid": grids[-1] if grids else None, "losses": run / "losses.png", "history": history})
     return rows
 
@@ -64,19 +65,19 @@ def render_markdown(title: str, rows: list[dict[str, Any]], images: dict[str, di
     keys = columns(rows)
     marks = {k: best(rows, k) for k in keys}
     lines = [f"# {title}", "", "Best per column in **bold** (" + "; ".join(
-        f"{k}: {direction(k)}" for k in keys if direction(k)) + "). " + UNRANKED_NOTE, "",
+        f"{k}: {direction(k)}" for k in keys if direction(k)) + "). " + UNRANKED_NOTE + unranked_note(rows), "",
         "| model | arch | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
-    notes = []
+    notes: dict[tuple[str, str], list[str]] = {}  # (column, reason) -> models: one line per distinct reason
     for r in rows:
         cells = []
         for k in keys:
             text, reason = cell(r, k)
             if reason:
-                notes.append(f"- {r['model']} {k}: unavailable: {reason}")
-            cells.append(f"**{text}**" if marks[k] is not None and r["metrics"].get(k) == marks[k] else text)
+                notes.setdefault((k, reason), []).append(r["model"])
+            cells.append(f"**{text}**" if is_best(r, k, marks) else text)
         lines.append(f"| {r['model']} | {r['arch']} | " + " | ".join(cells) + " |")
     if notes:
-        lines += ["", *dict.fromkeys(notes)]
+        lines += ["", *(f"- {k} unavailable for {', '.join(models)}: {reason}" for (k, reason), models in notes.items())]
     for r in rows:
         lines += ["", f"## {r['model']}", ""]
         for label, key in (("latest samples", "grid"), ("losses", "losses"), ("metrics vs step", "steps")):
@@ -99,9 +100,9 @@ def render_html(title: str, rows: list[dict[str, Any]], images: dict[str, dict[s
         tds = []
         for k in keys:
             text, reason = cell(r, k)
-            is_best = marks[k] is not None and r["metrics"].get(k) == marks[k]
-            attrs = (' class="best"' if is_best else "") + (f' class="na" title="{e(reason)}"' if reason else "")
-            tds.append(f"<td{attrs}>{'<b>' + e(text) + '</b>' if is_best else e(text)}</td>")
+            top = is_best(r, k, marks)
+            attrs = (' class="best"' if top else "") + (f' class="na" title="{e(reason)}"' if reason else "")
+            tds.append(f"<td{attrs}>{'<b>' + e(text) + '</b>' if top else e(text)}</td>")
         body.append(f"<tr><th>{e(r['model'])}</th><td>{e(r['arch'])}</td>{''.join(tds)}</tr>")
     sections = []
     for r in rows:
@@ -117,7 +118,7 @@ def render_html(title: str, rows: list[dict[str, Any]], images: dict[str, dict[s
              "figure{display:inline-block;margin:.5em;vertical-align:top}img{max-width:640px;image-rendering:pixelated}")
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
             f"<style>{style}</style></head><body><h1>{e(title)}</h1>"
-            f"<p>Best per column in bold on green. {e(UNRANKED_NOTE)}</p>"
+            f"<p>Best per column in bold on green. {e(UNRANKED_NOTE + unranked_note(rows))}</p>"
             f'<div style="overflow-x:auto"><table id="metrics"><thead><tr><th>model</th><th>arch</th>{head}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table></div>{''.join(sections)}</body></html>\n")
 

@@ -40,7 +40,8 @@ UNAVAILABLE_COLUMNS = {"inception": "fid", "attr_acc": "attr_acc"}  # metric nam
 
 def best(rows: list[dict[str, Any]], key: str) -> float | None:
     d = direction(key)
-    vals = [r["metrics"][key] for r in rows if isinstance(r["metrics"].get(key), (int, float))]
+    vals = [r["metrics"][key] for r in rows
+            if r.get("ranked", True) and isinstance(r["metrics"].get(key), (int, float))]
     if d is None or len(set(vals)) < 2:  # one model, or a tie across all: nothing to mark
         return None
     if d == "lower":
@@ -48,6 +49,19 @@ def best(rows: list[dict[str, Any]], key: str) -> float | None:
     if d == "higher":
         return max(vals)
     return min(vals, key=lambda v: abs(v - 1))
+
+
+def is_best(row: dict[str, Any], key: str, marks: dict[str, float | None]) -> bool:
+    return row.get("ranked", True) and marks[key] is not None and row["metrics"].get(key) == marks[key]
+
+
+def unranked_note(rows: list[dict[str, Any]]) -> str:
+    """Why some models' numbers are not ranked against the others ('' when all are)."""
+    names = [r["model"] for r in rows if not r.get("ranked", True)]
+    if not names:
+        return ""
+    return (f" {', '.join(names)}: drawn from the sketches of real faces, so their numbers measure reconstruction; "
+            "shown, not ranked against models that draw from noise.")
 
 
 def cell(row: dict[str, Any], key: str) -> tuple[str, str | None]:

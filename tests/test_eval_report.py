@@ -169,3 +169,14 @@ def test_best_per_column_follows_each_metric_direction_and_ignores_ties():
     assert best(rows, "near_duplicate_share") is None  # a tie marks nobody
     assert best(rows[:1], "ssl_fd") is None
     assert cell(rows[1], "fid") == ("unavailable", "no weights") and cell(rows[0], "fid") == ("n/a", None)
+
+
+def test_reconstruction_models_are_shown_but_never_marked_best():
+    from pipeline.report_table import best, is_best, unranked_note
+
+    rows = [{"model": "dcgan", "metrics": {"ssl_fd": 14.0}}, {"model": "gan_mlp", "metrics": {"ssl_fd": 37.0}},
+            {"model": "sketch2image", "ranked": False, "metrics": {"ssl_fd": 0.9}}]
+    assert best(rows, "ssl_fd") == 14.0  # not sketch2image's 0.9: it redraws real faces from their sketches
+    assert "sketch2image" in unranked_note(rows) and unranked_note(rows[:2]) == ""
+    rows[2]["metrics"]["ssl_fd"] = 14.0  # equal to the best: still not marked
+    assert [is_best(r, "ssl_fd", {"ssl_fd": 14.0}) for r in rows] == [True, False, False]
