@@ -4,6 +4,7 @@ store and one Prefect harness per session (each costs seconds to create)."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -22,6 +23,13 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
 os.environ["MPLBACKEND"] = "Agg"
 os.environ.pop("BOORUGAN_PIPELINE_RUN", None)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The session's stores and caches go with it (about 100 MB a run); BOORUGAN_KEEP_TEST_TMP=1 keeps
+    them to look at."""
+    if os.environ.get("BOORUGAN_KEEP_TEST_TMP") != "1":
+        shutil.rmtree(_SESSION_TMP, ignore_errors=True)
 
 
 def tiny_overrides(root: Path) -> list[str]:
