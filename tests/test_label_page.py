@@ -15,6 +15,7 @@ pytestmark = pytest.mark.slow
 def test_label_faces_in_the_browser_then_the_labels_stage_keeps_them(tmp_path, browser):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     from pipeline.labels import run_labels
@@ -67,16 +68,26 @@ def test_label_faces_in_the_browser_then_the_labels_stage_keeps_them(tmp_path, b
         assert "focused" in card(ids[3]).get_attribute("class")
         ActionChains(browser).send_keys("3").perform()
         saved(ids[3], 2)
-        assert browser.find_element(By.ID, "counter").text == "4 / 12 labelled"
-        for fid in ids[1:4]:
+        # past the tenth value: shift + 3 = the 13th hair colour (grey), as its key in the bar says
+        assert browser.find_element(By.CSS_SELECTOR, '#palette button[data-value="grey"] kbd').text == "⇧3"
+        ActionChains(browser).key_down(Keys.SHIFT).send_keys("3").key_up(Keys.SHIFT).perform()
+        saved(ids[4])
+        # z: the focused face (advanced to the next one) large in a corner, z again hides it
+        ActionChains(browser).send_keys("z").perform()
+        zoom = browser.find_element(By.ID, "zoom")
+        assert zoom.is_displayed() and zoom.find_element(By.TAG_NAME, "img").get_attribute("src").endswith(f"{ids[5]}/image")
+        ActionChains(browser).send_keys("z").perform()
+        assert not zoom.is_displayed()
+        assert browser.find_element(By.ID, "counter").text == "5 / 12 labelled"
+        for fid in ids[1:5]:
             assert "manual" in row(fid, "hair_color").get_attribute("class")
 
         browser.refresh()
         ready()
-        assert shown() == ids[4:12]  # still filtered to unlabelled: the three are labelled now
+        assert shown() == ids[5:12]  # still filtered to unlabelled: the four are labelled now
         Select(browser.find_element(By.ID, "filter")).select_by_value("labelled")
-        wait.until(lambda d: shown() == ids[:4])
-        for fid, colour in [(ids[1], "blonde"), (ids[2], "brown"), (ids[3], "black")]:
+        wait.until(lambda d: shown() == ids[:5])
+        for fid, colour in [(ids[1], "blonde"), (ids[2], "brown"), (ids[3], "black"), (ids[4], "grey")]:
             r = row(fid, "hair_color")
             assert Select(r.find_element(By.TAG_NAME, "select")).first_selected_option.get_attribute("value") == colour
             assert "manual" in r.get_attribute("class")
@@ -86,7 +97,7 @@ def test_label_faces_in_the_browser_then_the_labels_stage_keeps_them(tmp_path, b
 
     run_labels(params)
     table = pd.read_parquet(params.labels.out).set_index("face_id")
-    assert table.loc[ids[1:4], "hair_color"].tolist() == ["blonde", "brown", "black"]
-    assert (table.loc[ids[1:4], "source_hair_color"] == "manual").all()
+    assert table.loc[ids[1:5], "hair_color"].tolist() == ["blonde", "brown", "black", "grey"]
+    assert (table.loc[ids[1:5], "source_hair_color"] == "manual").all()
     assert table.loc[ids[0], "hair_style"] == "long" and table.loc[ids[0], "source_hair_style"] == "manual"
-    assert (table.loc[ids[4:], "source_hair_color"] == "none").all()
+    assert (table.loc[ids[5:], "source_hair_color"] == "none").all()

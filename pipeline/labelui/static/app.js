@@ -127,6 +127,18 @@ function setFocus(i, scroll = true) {
   focus = Math.max(0, Math.min(items.length - 1, i));
   for (const c of cards()) c.classList.toggle("focused", +c.dataset.i === focus);
   if (scroll) cards()[focus].scrollIntoView({block: "nearest"});
+  showZoom();
+}
+// z: the focused face large in a corner (the crops are small; details such as eye colour need it)
+function showZoom() {
+  const z = $("zoom");
+  if (z.hidden || !items.length) return;
+  z.querySelector("img").src = `api/faces/${encodeURIComponent(items[focus].face_id)}/image`;
+}
+// The key of value i of an attribute: 1..9, 0, then shift+1..shift+0 (written ⇧1) for the 11th..20th.
+function keyOf(i) {
+  const d = String((i + 1) % 10);
+  return i < 10 ? d : i < 20 ? "⇧" + d : "";
 }
 function setActive(k) {
   if (state.only) k = attrs.indexOf(state.only);  // one-attribute mode: the keys always set that one
@@ -140,7 +152,7 @@ function renderPalette() {
   const a = attrs[active], binary = vocab.binary.includes(a), p = $("palette");
   const name = document.createElement("strong"); name.textContent = pretty(a);
   const buttons = vocab.attributes[a].map((v, i) => {
-    const key = binary ? v[0] : i < 10 ? String((i + 1) % 10) : "";
+    const key = binary ? v[0] : keyOf(i);
     const b = document.createElement("button"); b.dataset.value = v;
     b.innerHTML = `<kbd></kbd><span class="swatch"></span><span></span>`;
     b.children[0].textContent = key || "·"; b.children[2].textContent = pretty(v);
@@ -225,6 +237,7 @@ function page(delta) {
 document.addEventListener("keydown", (e) => {
   if (e.ctrlKey || e.metaKey || e.altKey) return;
   const inSelect = e.target.tagName === "SELECT";
+  const digit = /^Digit[0-9]$/.test(e.code) ? parseInt(e.code.slice(5), 10) : null;  // layout-independent
   if (e.key === "?") { $("help").hidden = !$("help").hidden; return e.preventDefault(); }
   if (e.key === "Escape") { $("help").hidden = true; if (inSelect) e.target.blur(); return; }
   if (inSelect && !e.target.closest(".card")) return;  // header selects keep their own keys
@@ -240,11 +253,12 @@ document.addEventListener("keydown", (e) => {
   else if (e.key === "PageUp") page(-1);
   else if (e.key === "Enter") acceptPredicted(focus);
   else if (e.key === "u") undoLast();
+  else if (e.key === "z") { $("zoom").hidden = !$("zoom").hidden; showZoom(); }
   else if (e.key === "x" || e.key === "Backspace" || e.key === "Delete") save(focus, a, "unknown", true);
   else if (binary && (e.key === "y" || e.key === "n")) save(focus, a, e.key === "y" ? "yes" : "no", true);
-  else if (!binary && /^[0-9]$/.test(e.key)) {
-    const v = values[(parseInt(e.key, 10) + 9) % 10];
-    if (v) save(focus, a, v, true); else toast(`${pretty(a)} has no value ${e.key}`);
+  else if (!binary && digit !== null) {
+    const i = (digit + 9) % 10 + (e.shiftKey ? 10 : 0);
+    if (values[i]) save(focus, a, values[i], true); else toast(`${pretty(a)} has no value ${keyOf(i)}`);
   } else return;
   e.preventDefault();
 });
