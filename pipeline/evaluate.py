@@ -23,21 +23,18 @@ HISTORY_SUFFIX = "_history.csv"
 
 def checkpoints_to_score(run_dir: Path, every_epochs: int | None) -> list[tuple[int | None, Path]]:
     """[(epoch or None for the final one, path)]: snapshots ``checkpoints/epoch_<N>.pt`` with N a
-    multiple of ``every_epochs`` (oldest first), then ``checkpoint.pt``."""
+    multiple of ``every_epochs`` (oldest first), then ``checkpoint.pt``. The last epoch's snapshot
+    (``train.json``'s ``epochs``) is the final checkpoint's G at the same step, so it is left out."""
     out: list[tuple[int | None, Path]] = []
     if every_epochs:
+        info = run_dir / "train.json"
+        final_epoch = json.loads(info.read_text())["epochs"] if info.exists() else None
         for p in sorted((run_dir / "checkpoints").glob("epoch_*.pt")):
             m = re.fullmatch(r"epoch_(\d+)\.pt", p.name)
-            if m and int(m.group(1)) % every_epochs == 0:
+            if m and int(m.group(1)) % every_epochs == 0 and int(m.group(1)) != final_epoch:
                 out.append((int(m.group(1)), p))
     out.append((None, run_dir / "checkpoint.pt"))
     return out
-
-
-def checkpoint_step(path: Path) -> int:
-    import torch
-
-    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["step"])
 
 
 def readers_for(params: Params, device) -> dict:
@@ -84,11 +81,7 @@ def evaluate_all(params: Params, name: str) -> list[dict[str, Any]]:
     device = resolve_device(params.train.device)
     real = load_faces(params.paths.faces)
     rows = []
-    to_score = checkpoints_to_score(Path(params.paths.runs) / name, params.evaluate.every_epochs)
-    final_step = checkpoint_step(to_score[-1][1])
-    # the last epoch's snapshot is the final checkpoint's G at the same step: score it once
-    to_score = [(e, c) for e, c in to_score[:-1] if checkpoint_step(c) != final_step] + to_score[-1:]
-    for epoch, ckpt in to_score:
+    for epoch, ckpt in checkpoints_to_score(Path(params.paths.runs) / name, params.evaluate.every_epochs):
         values, unavailable, step = evaluate_checkpoint(params, ckpt, real, list(params.evaluate.metrics), device)
         rows.append({**values, "step": step, **({"epoch": epoch} if epoch is not None else {}),
                      "unavailable": unavailable})
