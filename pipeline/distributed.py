@@ -55,17 +55,14 @@ class Dist:
             return torch.device("cuda", self.local_rank)
         return dev
 
-    def mean_(self, t: torch.Tensor) -> torch.Tensor:
-        """Average ``t`` over ranks, in place (sum then divide: gloo has no AVG)."""
-        if self.active:
-            torch.distributed.all_reduce(t)
-            t.div_(self.world)
-        return t
-
     def sum_(self, t: torch.Tensor) -> torch.Tensor:
         if self.active:
             torch.distributed.all_reduce(t)
         return t
+
+    def mean_(self, t: torch.Tensor) -> torch.Tensor:
+        """Average ``t`` over ranks, in place (sum then divide: gloo has no AVG)."""
+        return self.sum_(t).div_(self.world) if self.active else t
 
     def wrap(self, net: torch.nn.Module, dev: torch.device) -> torch.nn.Module:
         """DDP around ``net`` (the bare module stays what checkpoints and sampling use)."""
