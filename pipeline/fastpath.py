@@ -70,7 +70,10 @@ class Plan:
         return torch.autocast(self.device.type, dtype=self.amp, cache_enabled=not self.graph)
 
     def prepare(self, *nets: torch.nn.Module) -> None:
-        """channels_last for nets that convolve (a fully connected net gains nothing from it)."""
+        """cuDNN autotuning when planned; channels_last for nets that convolve (a fully connected
+        net gains nothing from it)."""
+        if self.cudnn_benchmark:
+            torch.backends.cudnn.benchmark = True
         if not self.channels_last:
             return
         if not any(isinstance(m, torch.nn.modules.conv._ConvNd) for net in nets for m in net.modules()):
@@ -79,8 +82,6 @@ class Plan:
             return
         for net in nets:
             net.to(memory_format=torch.channels_last)
-        if self.cudnn_benchmark:
-            torch.backends.cudnn.benchmark = True
 
     def images(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
