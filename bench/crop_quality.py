@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.detectors import Box, iou  # noqa: E402
+from pipeline.crop.detectors import Box, iou  # noqa: E402
 
 DEFAULT_DETECTORS = "animeface@full,animeface@512,lbpcascade@full,lbpcascade@1024"
 
@@ -54,7 +54,7 @@ def run(data: Path, specs: list[str], cascade: Path | None) -> list[dict]:
     import cv2
     from PIL import Image
 
-    from pipeline.detectors import get_detector
+    from pipeline.crop.detectors import get_detector
     from pipeline.params import CropParams
 
     cv2.setNumThreads(1)  # per-core numbers: the stage runs one single-threaded detector per process
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         if local.is_file():
             cascade = local
         else:
-            from pipeline.cascade import ensure_cascade
+            from pipeline.crop.cascade import ensure_cascade
             from pipeline.params import CropParams
 
             cascade = ensure_cascade(CropParams().cascade_url, CropParams().cascade_sha256)

@@ -1,7 +1,7 @@
 """How long does evaluating N generated 64x64 faces take, per metric, including generation?
 
 Torch only (no mlflow, no prefect: the GPU machine has neither). Real faces are procedural toy faces
-(pipeline.toy), generated ones come from an untrained DCGAN (speed does not depend on training).
+(pipeline.core.toyfaces), generated ones come from an untrained DCGAN (speed does not depend on training).
 The Inception metrics run when --inception-weights points at torch-fidelity's weights file; the
 rotation feature net is trained with the evaluate params (its cache is bypassed: --feature-epochs).
 
@@ -32,14 +32,14 @@ def main() -> None:
     import torch
 
     from models.registry import build
-    from pipeline.images import to_uint8
-    from pipeline.metrics.c2st import c2st_accuracy
-    from pipeline.metrics.diversity import diversity
-    from pipeline.metrics.frechet import frechet_between
-    from pipeline.metrics.kid import kid
-    from pipeline.metrics.ssl_features import extract, train_rotation_net
+    from pipeline.core.images import to_uint8
+    from pipeline.evaluate.metrics.c2st import c2st_accuracy
+    from pipeline.evaluate.metrics.diversity import diversity
+    from pipeline.evaluate.metrics.frechet import frechet_between
+    from pipeline.evaluate.metrics.kid import kid
+    from pipeline.evaluate.metrics.ssl_features import extract, train_rotation_net
     from pipeline.params import EvaluateParams, FeatureNetParams
-    from pipeline.toy import HAIR_COLOURS, draw_face
+    from pipeline.core.toyfaces import HAIR_COLOURS, draw_face
 
     dev = args.device
     sync = torch.cuda.synchronize if dev.startswith("cuda") else (lambda: None)
@@ -77,7 +77,7 @@ def main() -> None:
                                         steps=cfg.c2st.steps, device=dev))
     timed("diversity", lambda: diversity(fr, ff, cfg.diversity.near_duplicate_quantile, cfg.diversity.max_samples))
     if args.inception_weights:
-        from pipeline.metrics import inception as inc
+        from pipeline.evaluate.metrics import inception as inc
 
         ext = timed("inception load", lambda: inc.load_extractor(Path(args.inception_weights), dev))
         feats = timed("inception features (real+fake)", lambda: (inc.extract(ext, real, 250, dev), inc.extract(ext, fake, 250, dev)))

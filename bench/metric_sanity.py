@@ -24,12 +24,12 @@ def main() -> None:
     import torch
     from PIL import Image, ImageFilter
 
-    from pipeline.datasets import load_faces
-    from pipeline.images import to_uint8
-    from pipeline.metrics.frechet import frechet_between
-    from pipeline.metrics.ssl_features import extract, load_or_train
+    from pipeline.core.datasets import load_faces
+    from pipeline.core.images import to_uint8
+    from pipeline.evaluate.metrics.frechet import frechet_between
+    from pipeline.evaluate.metrics.ssl_features import extract, load_or_train
     from pipeline.params import load_params
-    from pipeline.trainer import generate, load_generator
+    from pipeline.train.loop import generate, load_generator
 
     params = load_params(args.params, args.overrides).evaluate
     faces = load_faces(args.faces)

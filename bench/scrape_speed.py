@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from danbooru_server import DanbooruServer, make_posts  # noqa: E402
+from fakes.danbooru_server import DanbooruServer, make_posts  # noqa: E402
 from pipeline.params import load_params  # noqa: E402
-from pipeline.scrape import scrape  # noqa: E402
+from pipeline.scrape.stage import scrape  # noqa: E402
 
 
 def params(url: str, *extra: str):

@@ -36,8 +36,8 @@ def main() -> None:
     import torch
     from PIL import Image
 
-    from pipeline.taggers.i2v_net import FULL_WIDTHS, I2VTagNet
-    from pipeline.taggers.i2v_preprocess import preprocess
+    from pipeline.tag.i2v_net import FULL_WIDTHS, I2VTagNet
+    from pipeline.tag.i2v_preprocess import preprocess
 
     if args.threads:
         torch.set_num_threads(args.threads)

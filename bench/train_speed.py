@@ -4,7 +4,7 @@
    read by an ImageFolder (torchvision's, with Resize/CenterCrop/ToTensor/Normalize; a plain PIL
    dataset when torchvision is absent), a DataLoader with 2 workers, fp32 eager, D ending in
    Sigmoid + BCELoss, nz 100, ngf = ndf = 64, Adam 2e-4 (0.5, 0.999), the losses read with
-   ``.item()`` every step. Against it, ``pipeline.trainer.train`` on the same geometry and batch
+   ``.item()`` every step. Against it, ``pipeline.train.loop.train`` on the same geometry and batch
    size with its fast path (``train.fast: auto``; on CUDA: data on the GPU, bf16 autocast,
    channels_last, fused Adam, one CUDA graph per step). Images/s of both, the ratio, and the model
    FLOPs utilisation: FLOPs per image per step counted by ``torch.utils.flop_counter`` on one
@@ -39,10 +39,11 @@ try:
     import torch
     from torch import nn
 
-    from pipeline.datasets import Labels, sketches_of, toy_labelled_faces
-    from pipeline.fastpath import FastOptions
+    from pipeline.core.datasets import Labels, sketches_of, toy_labelled_faces
+    from pipeline.train.fastpath import FastOptions
     from pipeline.params import load_params
-    from pipeline.trainer import Batch, gan_step, make_gan, resolve_device, train
+    from pipeline.core.device import resolve_device
+    from pipeline.train.loop import Batch, gan_step, make_gan, train
 except ModuleNotFoundError as e:  # the GPU machine has torch but maybe not pydantic: carry its wheels
     sys.exit(f"bench/train_speed.py needs {e.name}: pip install it, or on a machine without internet carry wheels "
              f"(pydantic, pydantic-core, annotated-types, typing-inspection) and put them on PYTHONPATH")
@@ -197,7 +198,7 @@ class Clock:
 
 
 def project(spec, data: dict, batch: int, steps: int, warmup: int, device: str, fast: FastOptions) -> tuple[float, dict]:
-    """images/s of ``pipeline.trainer.train`` between the log point after ``warmup`` and the last one."""
+    """images/s of ``pipeline.train.loop.train`` between the log point after ``warmup`` and the last one."""
     every = max(1, min(10, steps // 4))
     warmup = -(-warmup // every) * every
     total = warmup + steps - steps % every
@@ -244,7 +245,7 @@ def toy_data(n: int, size: int) -> dict:
 
 def folder_data(folder: str, n: int, size: int) -> dict:
     """Real faces; conditional families get random toy labels (their speed does not depend on them)."""
-    from pipeline.datasets import load_image_folder
+    from pipeline.core.datasets import load_image_folder
 
     images = load_image_folder(folder, size).images[:n]
     _, labels = toy_labelled_faces(64, 16, seed=0)

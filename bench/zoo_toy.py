@@ -1,5 +1,5 @@
 """Do the conditional families obey the labels? Train each on toy faces (known hair colours) and
-measure, every ``--check-every`` steps, the share of samples whose hair ``pipeline.toy.hair_colour_of``
+measure, every ``--check-every`` steps, the share of samples whose hair ``pipeline.core.toyfaces.hair_colour_of``
 reads as the colour asked for; stop a family at ``--target`` or ``--max-steps``.
 
 Training goes through the project's trainer (resuming its own checkpoint between checks, so the
@@ -45,11 +45,11 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from pipeline.datasets import toy_labelled_faces
+    from pipeline.core.datasets import toy_labelled_faces
     from pipeline.params import ModelSpec
-    from pipeline.sample import toy_hair_accuracy
-    from pipeline.toy import hair_colour_of
-    from pipeline.trainer import load_generator, train
+    from pipeline.evaluate.sample import toy_hair_accuracy
+    from pipeline.core.toyfaces import hair_colour_of
+    from pipeline.train.loop import load_generator, train
 
     torch.set_num_threads(args.threads)
     for table, items in ((NETS, args.net), (EXTRA, args.spec)):

@@ -25,8 +25,8 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from flows.pipeline import (_params, crop_task, evaluate_task, labels_task, report_task, scrape_task, tag_task,
-                            train_task)
+from flows.tasks import TASKS
+from flows.tasks import load as _params
 
 ARTIFACT_KEY = "boorugan-refresh"
 
@@ -34,9 +34,9 @@ ARTIFACT_KEY = "boorugan-refresh"
 def _crop(params, params_path: str, overrides: list[str]) -> dict[str, int]:
     address = params.orchestration.dask_address
     if not address:
-        return crop_task(params_path, overrides)
+        return TASKS["crop"](params_path, overrides)
     from flows.dask import dask_mapper, shard_count
-    from pipeline.crop import run_crop
+    from pipeline.crop.stage import run_crop
 
     return run_crop(params, dask_mapper("crop", address), shard_count(params, address)).summary()
 
@@ -44,9 +44,9 @@ def _crop(params, params_path: str, overrides: list[str]) -> dict[str, int]:
 def _tag(params, params_path: str, overrides: list[str]) -> dict[str, int]:
     address = params.orchestration.dask_address
     if not address or not params.tag.enabled:
-        return tag_task(params_path, overrides)
+        return TASKS["tag"](params_path, overrides)
     from flows.dask import dask_mapper, shard_count
-    from pipeline.tag import run_tag
+    from pipeline.tag.stage import run_tag
 
     return run_tag(params, dask_mapper("tag", address), shard_count(params, address)).summary()
 
@@ -56,8 +56,8 @@ def run_stages(params_path: str, overrides: list[str], everything: bool) -> dict
     (``boorugan-pipeline`` semantics), otherwise only what changed (``boorugan-refresh``)."""
     from prefect.artifacts import create_markdown_artifact
 
-    from pipeline import orchestration as orch
-    from pipeline.tracking import PIPELINE_RUN_ENV, parent_run
+    from flows import orchestration as orch
+    from pipeline.core.tracking import PIPELINE_RUN_ENV, parent_run
 
     params = _params(params_path, overrides)  # a bad params file fails the flow before any task
     log = get_run_logger()
@@ -73,10 +73,10 @@ def run_stages(params_path: str, overrides: list[str], everything: bool) -> dict
         parent = stack.enter_context(parent_run(params, f"{name} {flow_run.get_name()}", {"flow_run_id": run_id, "flow": name}))
         results: dict[str, Any] = {"mlflow_parent_run": parent}
         root = orch.dvc_root(params_path, overrides, params)
-        results["scrape"] = scrape_task(params_path, overrides)
+        results["scrape"] = TASKS["scrape"](params_path, overrides)
         results["crop"] = _crop(params, params_path, overrides)
         results["tag"] = _tag(params, params_path, overrides)
-        results["labels"] = labels_task(params_path, overrides)
+        results["labels"] = TASKS["labels"](params_path, overrides)
         stale: set[str] = set()
         if root:  # record the data stages now, so dvc status says which models they made stale
             orch.dvc_commit(root, ["scrape", "crop", "tag", "labels"])
@@ -89,16 +89,16 @@ def run_stages(params_path: str, overrides: list[str], everything: bool) -> dict
             train = orch.models_to_train(params)
         for model, why in train.items():
             log.info("training %s: %s", model, why)
-            results[f"train@{model}"] = train_task(params_path, overrides, model)
+            results[f"train@{model}"] = TASKS["train"](params_path, overrides, model)
         if everything or root:
             evaluate = [m for m in params.train.enabled if everything or m in train or f"evaluate@{m}" in stale]
         else:
             evaluate = orch.models_to_evaluate(params, set(train))
         for model in evaluate:
-            results[f"evaluate@{model}"] = evaluate_task(params_path, overrides, model)
+            results[f"evaluate@{model}"] = TASKS["evaluate"](params_path, overrides, model)
         ran = [f"train@{m}" for m in train] + [f"evaluate@{m}" for m in evaluate]
         if ran or "report" in stale or not (Path(params.paths.reports) / "report.md").exists():
-            results["report"] = report_task(params_path, overrides)
+            results["report"] = TASKS["report"](params_path, overrides)
             ran.append("report")
         if root:
             orch.dvc_commit(root, ran)

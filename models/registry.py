@@ -2,7 +2,7 @@
 
 Torch-free on purpose: params validation imports this to check ``train.models.*.net`` before any
 work, and ``--help`` must stay instant. Builders are named as ``module:function`` and imported only
-when a model is built. The family picks the trainer's step function (pipeline/trainer.py):
+when a model is built. The family picks the trainer's step function (pipeline/train/loop.py):
 
 - ``unconditional``: G(z), D(x) -> logit
 - ``conditional``:   G(z, c), D(x, c) -> logit           (c: one-hot labels, concatenated)

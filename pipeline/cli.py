@@ -10,6 +10,8 @@ import logging
 import sys
 from typing import Callable
 
+from pipeline.stages import BY_NAME, STAGES
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
@@ -17,42 +19,38 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="override a param for this run, e.g. -S train.models.dcgan.lr=1e-4 (repeatable)")
 
 
-def _scrape(args, params) -> None:
-    from pipeline.scrape import run_scrape
+def run(stage: str, params, model: str | None = None):
+    from pipeline.stages import BY_NAME
 
-    print(f"scrape: {run_scrape(params).summary()}")
+    return BY_NAME[stage].run(params, model)
+
+
+def _scrape(args, params) -> None:
+    print(f"scrape: {run('scrape', params).summary()}")
 
 
 def _crop(args, params) -> None:
-    from pipeline.crop import run_crop
-
-    print(f"crop: {run_crop(params).summary()}")
+    print(f"crop: {run('crop', params).summary()}")
 
 
 def _tag(args, params) -> None:
-    from pipeline.tag import run_tag
-
-    result = run_tag(params)
+    result = run('tag', params)
     state = "" if result.enabled else " (disabled: tag.enabled=false)"
     print(f"tag: {result.summary()}{state}")
 
 
 def _labels(args, params) -> None:
-    from pipeline.labels import run_labels
-
-    print(f"labels: {run_labels(params).summary()}")
+    print(f"labels: {run('labels', params).summary()}")
 
 
 def _label(args, params) -> None:
-    from pipeline.labelui.server import run_label
+    from pipeline.labels.page.server import run_label
 
     run_label(params)
 
 
 def _train(args, params) -> None:
-    from pipeline.train import run_train
-
-    summary = run_train(params, args.model)
+    summary = run('train', params, args.model)
     ddp = ""
     if summary["world_size"] > 1:  # every rank prints: equal weights digests show the ranks stayed in step
         import os
@@ -62,9 +60,7 @@ def _train(args, params) -> None:
 
 
 def _evaluate(args, params) -> None:
-    from pipeline.evaluate import run_evaluate
-
-    metrics = run_evaluate(params, args.model)
+    metrics = run('evaluate', params, args.model)
     unavailable = metrics.pop("unavailable", {})
     print(f"evaluate@{args.model}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
     for name, why in unavailable.items():
@@ -72,8 +68,8 @@ def _evaluate(args, params) -> None:
 
 
 def _sample(args, params) -> None:
-    from pipeline.errors import StageError
-    from pipeline.sample import sample
+    from pipeline.core.errors import StageError
+    from pipeline.evaluate.sample import sample
 
     tags = [t for t in (args.tags or "").split(",") if t.strip()]
     try:
@@ -93,14 +89,12 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
 
 
 def _report(args, params) -> None:
-    from pipeline.report import run_report
-
-    print(f"report: {run_report(params)}")
+    print(f"report: {run('report', params)}")
 
 
 def _compare(args, params) -> None:
-    from pipeline.compare import compare_runs
-    from pipeline.errors import StageError
+    from pipeline.report.compare import compare_runs
+    from pipeline.core.errors import StageError
 
     try:
         table = compare_runs(params, args.model, args.since)
@@ -142,16 +136,14 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--since", help="only runs started on or after this date (YYYY-MM-DD or ISO time, UTC)")
 
 
+_PRINTERS: dict[str, Callable] = {"scrape": _scrape, "crop": _crop, "tag": _tag, "labels": _labels, "train": _train,
+                                  "evaluate": _evaluate, "report": _report}
+# Stage commands come from the stages table (pipeline/stages.py), in pipeline order; tools follow.
 COMMANDS: dict[str, tuple[str, Callable, bool]] = {
-    "scrape": ("import raw images into data/raw with a manifest", _scrape, False),
-    "crop": ("crop faces from data/raw into data/faces", _crop, False),
-    "tag": ("tag data/faces with illustration2vec into data/tags.parquet", _tag, False),
-    "labels": ("merge manual labels and tags into data/labels.parquet", _labels, False),
+    **{s.name: (s.help, _PRINTERS[s.name], s.per_model) for s in STAGES if s.name != "report"},
     "label": ("serve the labelling page that writes labels/manual.csv (127.0.0.1)", _label, False),
-    "train": ("train one model of train.models on data/faces", _train, True),
-    "evaluate": ("score one trained model against the real faces", _evaluate, True),
     "sample": ("write a grid of faces from a trained model (conditional: --tags)", _sample, True),
-    "report": ("write reports/report.md comparing the enabled models", _report, False),
+    "report": (BY_NAME["report"].help, _report, False),
     "flow": ("run every stage in order as one Prefect flow", _flow, False),
     "compare": ("the experiment's training runs as a table from MLflow (params that differ, metrics)", _compare, False),
     "refresh": ("one incremental refresh flow run: new posts -> faces -> tags -> retrain what changed", _refresh, False),
@@ -177,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from pipeline.errors import StageError
+    from pipeline.core.errors import StageError
     from pipeline.params import ParamsError, load_params
 
     try:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from pipeline.sketch import SketchParams
+from pipeline.core.sketch import SketchParams
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "gif", "bmp")
 
@@ -47,7 +47,7 @@ DANBOORU_EXTENSIONS = ("jpg", "png", "webp", "gif")  # still images Pillow decod
 
 
 class DanbooruSource(Strict):
-    """``scrape.source: danbooru`` (pipeline/sources/danbooru.py). Credentials never live here: they
+    """``scrape.source: danbooru`` (pipeline/scrape/sources/danbooru.py). Credentials never live here: they
     come from the environment (DANBOORU_LOGIN, DANBOORU_API_KEY)."""
 
     base_url: str = Field("https://danbooru.donmai.us", description="any Danbooru-compatible site or mirror")
@@ -140,7 +140,7 @@ class ScrapeParams(Strict):
 
 
 class CropParams(Strict):
-    """How faces are found and cut; see pipeline/crop.py and pipeline/facecrop.py."""
+    """How faces are found and cut; see pipeline/crop/stage.py and pipeline/crop/geometry.py."""
 
     detector: Literal["animeface", "lbpcascade", "none"] = "animeface"
     size: int = Field(64, ge=8, le=1024, description="output side in px (64 default; 128, 256 for bigger GANs)")
@@ -206,8 +206,13 @@ class DiversityParams(Strict):
     max_samples: int = Field(2000, ge=4)
 
 
+# The names of pipeline.evaluate.metrics.registry.METRICS (a test keeps the two equal): spelled
+# here so that loading params never imports the evaluate stage.
+MetricName = Literal["ssl_fd", "ssl_kid", "c2st", "diversity", "inception", "attr_acc"]
+
+
 class EvaluateParams(Strict):
-    metrics: list[str] = Field(default_factory=lambda: ["ssl_fd"], description="names from pipeline.metrics")
+    metrics: list[str] = Field(default_factory=lambda: ["ssl_fd"], description="names from pipeline.evaluate.metrics.registry")
     num_samples: int = Field(5000, ge=2, description="generated faces compared with the real set")
     batch_size: int = Field(256, ge=1)
     seed: int = 0
@@ -222,11 +227,10 @@ class EvaluateParams(Strict):
     @field_validator("metrics")
     @classmethod
     def _known_metrics(cls, v: list[str]) -> list[str]:
-        from pipeline.metrics import METRICS
-
-        unknown = [m for m in v if m not in METRICS]
+        known = get_args(MetricName)
+        unknown = [m for m in v if m not in known]
         if unknown:
-            raise ValueError(f"unknown metric(s) {unknown}; known: {sorted(METRICS)}")
+            raise ValueError(f"unknown metric(s) {unknown}; known: {sorted(known)}")
         return v
 
 
@@ -316,7 +320,7 @@ class TrainParams(Strict):
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's)")
     resume: Literal["auto", "never"] = Field("auto", description="auto: continue from runs/<model>/checkpoint.pt when it fits")
     fast: Literal["auto", "on", "off"] = Field(
-        "auto", description="the trainer's fast path (pipeline/fastpath.py). auto: on CUDA, bf16 autocast, channels_last, "
+        "auto", description="the trainer's fast path (pipeline/train/fastpath.py). auto: on CUDA, bf16 autocast, channels_last, "
                             "fused Adam and the whole step in one CUDA graph, as the knobs below allow; on: also on the "
                             "CPU, where only autocast and channels_last apply (for comparisons; slower there); off: the "
                             "plain fp32 eager loop everywhere")
@@ -361,7 +365,7 @@ _RESERVED = {"face_id", "multi_hot", "known", "content"}
 class VocabularyParams(Strict):
     """The attributes labels are made of: exclusive groups (attribute -> {value: tag}) and
     independent binary attributes (attribute -> tag). Tag names are the tagger's own ("grey hair");
-    whether they exist is checked against the tagger's tag list when it loads (pipeline.vocab)."""
+    whether they exist is checked against the tagger's tag list when it loads (pipeline.core.vocab)."""
 
     groups: dict[str, dict[str, str]] = Field(default_factory=_make_girls_moe_groups)
     binary: dict[str, str] = Field(default_factory=_make_girls_moe_binary)

@@ -74,4 +74,4 @@ def session_tmp() -> Path:
     return _SESSION_TMP
 
 
-from browser import browser  # noqa: E402,F401  (fixture for the page tests)
+from fakes.browser import browser  # noqa: E402,F401  (fixture for the page tests)

@@ -1,0 +1,47 @@
+"""Where every stage's outputs live, by name: the one module a downstream stage reads to find an
+upstream stage's files, so no stage imports another stage to learn a file name.
+
+Folders come from ``params.paths``; the names inside them are fixed here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# scrape -> paths.raw
+MANIFEST = "manifest.parquet"        # one row per kept image: id, md5, ext, size, origin, post metadata
+# crop -> paths.faces
+INDEX = "index.parquet"              # one row per face: face_id, source_id, md5, box, score, path, ...
+SOURCES = "sources.parquet"          # one row per raw image: outcome, face count, crop config digest
+DUPLICATES = "duplicates.parquet"    # near-duplicate faces left out of the index
+# tag -> paths.tags: a probability column per tag, named with this prefix
+PROB_PREFIX = "p:"
+# train -> paths.runs/<model>/
+CHECKPOINT = "checkpoint.pt"
+TRAIN_SUMMARY = "train.json"
+# evaluate -> paths.metrics/<model>.json and its history
+HISTORY_SUFFIX = "_history.csv"
+
+
+def manifest_path(raw_dir: str | Path) -> Path:
+    return Path(raw_dir) / MANIFEST
+
+
+def index_path(faces_dir: str | Path) -> Path:
+    return Path(faces_dir) / INDEX
+
+
+def run_dir(runs_dir: str | Path, model: str) -> Path:
+    return Path(runs_dir) / model
+
+
+def checkpoint_path(runs_dir: str | Path, model: str) -> Path:
+    return run_dir(runs_dir, model) / CHECKPOINT
+
+
+def metrics_path(metrics_dir: str | Path, model: str) -> Path:
+    return Path(metrics_dir) / f"{model}.json"
+
+
+def history_path(metrics_dir: str | Path, model: str) -> Path:
+    return Path(metrics_dir) / f"{model}{HISTORY_SUFFIX}"

@@ -1,0 +1,329 @@
+"""Stage ``crop``: faces from raw images, as squares of ``margin`` x the face box, resized.
+
+Writes ``data/faces/<face_id>.<format>``, ``data/faces/index.parquet`` (one row per face: face id,
+source id and md5, box in source pixels, score, detector, crop square, size, path) and
+``data/faces/sources.parquet`` (one row per raw image processed, with its outcome and the crop
+config that produced it). A rerun reads only raw images that are new (or every image, when the
+crop config changed) and deletes the faces of images no longer in the raw manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.core.errors import StageError
+from pipeline.core.layout import DUPLICATES, INDEX, SOURCES
+from pipeline.params import CropParams
+
+log = logging.getLogger(__name__)
+# Bump when the code changes what one config produces, so old faces are redone, not trusted.
+CROP_VERSION = 2
+FACE_FILE = re.compile(r"^[0-9a-f]{16}_\d+\.(png|webp|jpg)$")
+INDEX_COLUMNS = ["face_id", "source_id", "md5", "x", "y", "w", "h", "score", "detector", "size", "path",
+                 "crop_left", "crop_top", "crop_side", "border", "dhash"]
+SOURCE_COLUMNS = ["md5", "source_id", "status", "faces", "config"]
+
+
+@dataclass
+class CropResult:
+    images: int = 0      # raw images read this run
+    reused: int = 0      # raw images whose faces were kept from an earlier run
+    removed: int = 0     # sources gone from the manifest whose faces were deleted
+    faces: int = 0       # faces in the index after the run
+    new_faces: int = 0
+    duplicates: int = 0  # faces left out of the index as near-duplicates of a better one
+    skipped: Counter = field(default_factory=Counter)    # images, by reason (no_face, truncated, ...)
+    converted: Counter = field(default_factory=Counter)  # images read after a conversion (cmyk, alpha, ...)
+    dropped: Counter = field(default_factory=Counter)    # detected faces not cropped, by reason
+
+    def summary(self) -> dict[str, int]:
+        out = {"images": self.images, "reused": self.reused, "removed": self.removed,
+               "faces": self.faces, "new_faces": self.new_faces, "duplicates": self.duplicates}
+        for prefix, counts in (("skipped", self.skipped), ("converted", self.converted), ("dropped", self.dropped)):
+            out.update({f"{prefix}_{k}": v for k, v in sorted(counts.items())})
+        return out
+
+
+@dataclass
+class Outcome:
+    """What processing one raw image produced (returned from a worker process)."""
+
+    md5: str
+    source_id: str
+    status: str  # ok, no_face, or the reason it was skipped
+    rows: list[dict] = field(default_factory=list)
+    converted: list[str] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+def effective(params: CropParams) -> CropParams:
+    """``detector: none`` means the image is the face: no size or score filter applies."""
+    if params.detector == "none":
+        return params.model_copy(update={"min_face": 1, "min_score": 0.0})
+    return params
+
+
+def config_digest(params: CropParams) -> str:
+    """Identifies everything that decides each image's faces: a change redoes all images. Not
+    ``workers``, nor ``dedupe_distance`` (deduplication reruns over all faces every time), nor
+    the cascade settings unless the cascade is the detector."""
+    exclude = {"workers", "dedupe_distance"}
+    if params.detector != "lbpcascade":
+        exclude |= {"cascade_file", "cascade_url", "cascade_sha256"}
+    blob = json.dumps({"v": CROP_VERSION, **params.model_dump(exclude=exclude)}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def worker_count(params: CropParams, tasks: int) -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(params.workers or cores, tasks))
+
+
+def save_face(face, path: Path, params: CropParams) -> None:
+    from pipeline.core.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        if params.format == "png":
+            face.save(tmp, format="PNG")
+        elif params.format == "webp":
+            face.save(tmp, format="WEBP", lossless=True)
+        else:
+            face.save(tmp, format="JPEG", quality=params.jpg_quality)
+
+
+def process_source(md5: str, source_id: str, path: Path, detect, params: CropParams, out: Path) -> Outcome:
+    """Read one raw image, detect, crop and save its faces. Never raises for a bad image."""
+    from pipeline.crop.dedupe import dhash
+    from pipeline.crop.geometry import cut, resize, select_boxes
+    from pipeline.crop.rawimage import BadImage, load_rgb
+
+    try:
+        loaded = load_rgb(path)
+    except BadImage as e:
+        log.warning("skipping %s: %s", path, e)
+        return Outcome(md5, source_id, e.reason)
+    image = loaded.image
+    try:
+        boxes = detect(image)
+    except Exception as e:  # noqa: BLE001 - one image a detector chokes on must not stop the stage
+        log.warning("detector failed on %s: %s", path, e)
+        return Outcome(md5, source_id, "detector_error", converted=loaded.converted)
+    kept, dropped = select_boxes(boxes, params, *image.size)
+    rows = []
+    for k, (box, sq) in enumerate(kept):
+        face_id = f"{md5[:16]}_{k}"
+        name = f"{face_id}.{params.format}"
+        face = resize(cut(image, sq, params.border, params.pad_value), params.size)
+        save_face(face, out / name, params)
+        rows.append({"face_id": face_id, "source_id": source_id, "md5": md5,
+                     "x": float(box.x), "y": float(box.y), "w": float(box.w), "h": float(box.h),
+                     "score": float(box.score), "detector": params.detector, "size": params.size, "path": name,
+                     "crop_left": sq.left, "crop_top": sq.top, "crop_side": sq.side, "border": params.border,
+                     "dhash": f"{dhash(face):016x}"})
+    return Outcome(md5, source_id, "ok" if rows else "no_face", rows, loaded.converted, dict(dropped))
+
+
+# --- worker processes: each builds its detector once, then takes (md5, id, path) tasks ---------
+_WORKER: dict = {}
+
+
+def _init_worker(params: dict, cascade: str | None, out: str) -> None:
+    from pipeline.crop.detectors import get_detector
+
+    p = CropParams.model_validate(params)
+    _WORKER.update(params=p, out=Path(out), detect=get_detector(p.detector, p.detect_max_side, cascade))
+
+
+def _init_pool_worker(params: dict, cascade: str | None, out: str) -> None:
+    if params["detector"] == "lbpcascade":
+        import cv2
+
+        cv2.setNumThreads(1)  # one process per core already; OpenCV threads would oversubscribe
+    _init_worker(params, cascade, out)
+
+
+def _work(task: tuple[str, str, str]) -> Outcome:
+    md5, source_id, path = task
+    w = _WORKER
+    return process_source(md5, source_id, Path(path), w["detect"], w["params"], w["out"])
+
+
+def _crashed(task: tuple[str, str, str]) -> Outcome:
+    md5, source_id, _ = task
+    return Outcome(md5, source_id, "crashed")
+
+
+def run_tasks(tasks: list[tuple[str, str, str]], params: CropParams, cascade: Path | None, out: Path):
+    """Yield an Outcome per task, from ``crop.workers`` processes (inline when one is enough)."""
+    from pipeline.core.pool import process_map
+
+    n = worker_count(params, len(tasks))
+    args = (params.model_dump(), str(cascade) if cascade else None, str(out))
+    if n == 1:
+        _init_worker(*args)
+        yield from map(_work, tasks)
+        return
+    yield from process_map(_work, tasks, n, _crashed, initializer=_init_pool_worker, initargs=args)
+
+
+# --- shards: the same per-image work, split for a cluster (flows/dask.py maps them) ----------
+
+def crop_shard(params: dict, cascade: str | None, out: str, tasks: list[tuple[str, str, str]]) -> list[Outcome]:
+    """Process one shard of images in this thread with its own detector (no shared worker state,
+    so several shards can run in one Dask worker process)."""
+    from pipeline.crop.detectors import get_detector
+
+    p = CropParams.model_validate(params)
+    detect = get_detector(p.detector, p.detect_max_side, cascade)
+    return [process_source(md5, sid, Path(path), detect, p, Path(out)) for md5, sid, path in tasks]
+
+
+def run_sharded(tasks, params: CropParams, cascade: Path | None, out: Path, map_shards, shards: int):
+    """Outcomes of every task, computed as ``shards`` shards through ``map_shards(fn, argument tuples)``."""
+    from pipeline.core.shards import split
+
+    args = [(params.model_dump(), str(cascade) if cascade else None, str(out), chunk) for chunk in split(tasks, shards)]
+    for outcomes in map_shards(crop_shard, args):
+        yield from outcomes
+
+
+# --- incremental state -------------------------------------------------------------------------
+
+def load_state(out: Path, digest: str):
+    """(every face, sources) of the previous run when it used the same config, else empty frames.
+    Every face: the index plus the near-duplicates left out of it (one may be needed again)."""
+    import pandas as pd
+
+    empty = pd.DataFrame(columns=INDEX_COLUMNS), pd.DataFrame(columns=SOURCE_COLUMNS)
+    if not (out / INDEX).is_file() or not (out / SOURCES).is_file():
+        return empty
+    try:
+        faces = pd.read_parquet(out / INDEX)
+        if (out / DUPLICATES).is_file():
+            faces = _concat(faces, pd.read_parquet(out / DUPLICATES).drop(columns="duplicate_of"))
+        sources = pd.read_parquet(out / SOURCES)
+    except Exception as e:  # noqa: BLE001 - a damaged state only costs a full rerun
+        log.warning("cannot read the previous crop state in %s (%s); redoing every image", out, e)
+        return empty
+    sources = sources[sources["config"] == digest] if "config" in sources else sources.iloc[0:0]
+    if len(sources) == 0 or "dhash" not in faces:
+        return empty
+    # an index written just before a crash may hold faces of sources not yet recorded: redo those
+    return faces[faces["md5"].isin(set(sources["md5"]))], sources
+
+
+def split_duplicates(faces, distance: int | None):
+    """(index, duplicates): with ``distance`` set, each face whose dHash is within ``distance`` bits
+    of a better face (higher score, then larger source square, then id) moves to duplicates."""
+    from pipeline.crop.dedupe import near_duplicates
+
+    faces = faces.sort_values(["score", "crop_side", "face_id"], ascending=[False, False, True], kind="stable")
+    faces = faces.reset_index(drop=True)
+    if distance is None or not len(faces):
+        return faces, faces.iloc[0:0].assign(duplicate_of=[])
+    dup = near_duplicates([int(h, 16) for h in faces["dhash"]], distance)
+    ids = faces["face_id"].tolist()
+    is_dup = [d is not None for d in dup]
+    duplicates = faces[is_dup].assign(duplicate_of=[ids[d] for d in dup if d is not None])
+    return faces[[not d for d in is_dup]], duplicates
+
+
+def remove_orphans(out: Path, keep: set[str]) -> int:
+    """Delete face files that no index row names (faces of removed sources, a config change, a crash)."""
+    n = 0
+    for p in out.iterdir():
+        if p.is_file() and FACE_FILE.match(p.name) and p.name not in keep:
+            p.unlink()
+            n += 1
+    return n
+
+
+def _concat(old, new):
+    """Rows of both; pandas warns about (and mistypes) empty frames in concat, so leave them out."""
+    import pandas as pd
+
+    frames = [df for df in (old, new) if len(df)]
+    return pd.concat(frames, ignore_index=True) if frames else new
+
+
+def crop(params: CropParams, raw_dir: str | Path, out_dir: str | Path, map_shards=None, shards: int = 1) -> CropResult:
+    """Crop the new raw images. ``map_shards`` (fn, [args]) -> [results] runs the per-image work
+    as ``shards`` shards elsewhere (a Dask cluster); the bookkeeping stays here, so the outputs
+    are the same either way."""
+    import pandas as pd
+    from tqdm import tqdm
+
+    from pipeline.core.atomic import write_parquet
+    from pipeline.core.layout import MANIFEST
+
+    raw, out = Path(raw_dir), Path(out_dir)
+    if not (raw / MANIFEST).is_file():
+        raise StageError(f"{raw / MANIFEST} does not exist; run the scrape stage first (python -m pipeline scrape)")
+    manifest = pd.read_parquet(raw / MANIFEST).drop_duplicates("md5")
+    params = effective(params)
+    digest = config_digest(params)
+    out.mkdir(parents=True, exist_ok=True)
+    old_faces, old_sources = load_state(out, digest)
+    ids = dict(zip(manifest["md5"], manifest["id"].astype(str)))
+    result = CropResult()
+
+    gone = old_sources[~old_sources["md5"].isin(ids)]
+    old_sources = old_sources[old_sources["md5"].isin(ids)]
+    old_faces = old_faces[old_faces["md5"].isin(ids)]
+    result.removed, result.reused = len(gone), len(old_sources)
+    done = set(old_sources["md5"])
+    tasks = [(r.md5, str(r.id), str(raw / r.path)) for r in manifest.itertuples(index=False) if r.md5 not in done]
+
+    cascade = None
+    if params.detector == "lbpcascade" and tasks:
+        from pipeline.crop.cascade import ensure_cascade
+
+        cascade = ensure_cascade(params.cascade_url, params.cascade_sha256, params.cascade_file)
+    rows, sources = [], []
+    outcomes = (run_sharded(tasks, params, cascade, out, map_shards, shards) if map_shards and tasks
+                else run_tasks(tasks, params, cascade, out))
+    for o in tqdm(outcomes, total=len(tasks), unit="img",
+                  desc=f"crop ({params.detector})", disable=not tasks):
+        result.images += 1
+        rows.extend(o.rows)
+        sources.append({"md5": o.md5, "source_id": o.source_id, "status": o.status, "faces": len(o.rows), "config": digest})
+        if o.status != "ok":
+            result.skipped[o.status] += 1
+        result.converted.update(o.converted)
+        result.dropped.update(o.dropped)
+
+    new = pd.DataFrame(rows, columns=INDEX_COLUMNS)
+    faces = _concat(old_faces, new)
+    faces["source_id"] = faces["md5"].map(ids)  # a re-scraped post keeps its faces under its current id
+    index, duplicates = split_duplicates(faces, params.dedupe_distance)
+    index = index.sort_values("face_id", kind="stable").reset_index(drop=True)
+    if not len(index):
+        raise StageError(f"crop found no face in {len(manifest)} images (detector {params.detector!r}; "
+                         f"skipped: {dict(result.skipped)}); for already-cropped faces use -S crop.detector=none")
+    all_sources = _concat(old_sources, pd.DataFrame(sources, columns=SOURCE_COLUMNS))
+    # faces before sources: a crash between the writes leaves sources unrecorded, which only redoes them
+    write_parquet(out / DUPLICATES, duplicates.sort_values("face_id").reset_index(drop=True))
+    write_parquet(out / INDEX, index)
+    write_parquet(out / SOURCES, all_sources.sort_values("md5").reset_index(drop=True))
+    remove_orphans(out, set(faces["path"]))
+    result.duplicates = len(duplicates)
+    result.faces, result.new_faces = len(index), len(new)
+    return result
+
+
+def run_crop(params, map_shards=None, shards: int = 1) -> CropResult:
+    """The stage as the CLI, DVC and Prefect run it: crop, then record the counts in MLflow."""
+    from pipeline.core.tracking import stage_run
+
+    with stage_run("crop", params, params.crop.model_dump()) as mlflow:
+        result = crop(params.crop, params.paths.raw, params.paths.faces, map_shards, shards)
+        if mlflow:
+            mlflow.log_metrics({k: float(v) for k, v in result.summary().items()})
+    return result

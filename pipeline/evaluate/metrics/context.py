@@ -1,0 +1,36 @@
+"""What every metric sees: the real and generated faces, their params, and features computed once
+and shared between metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from pipeline.params import EvaluateParams
+
+
+@dataclass
+class EvalContext:
+    real: np.ndarray
+    fake: np.ndarray
+    real_digest: str
+    params: EvaluateParams
+    device: str = "cpu"
+    cache: dict[str, Any] = field(default_factory=dict)  # features shared between metrics
+    requested: dict[str, list[str | None]] | None = None  # conditional models: attribute -> value asked per sample
+    readers: dict[str, Callable[[np.ndarray], list[str]]] | None = None  # attribute -> reads it off N images
+
+
+MetricFn = Callable[["EvalContext"], dict[str, float]]
+
+
+def ssl_feature_pair(ctx: EvalContext) -> tuple[np.ndarray, np.ndarray]:
+    if "ssl" not in ctx.cache:
+        from pipeline.evaluate.metrics.ssl_features import extract, load_or_train
+
+        net = load_or_train(ctx.real, ctx.real_digest, ctx.params.feature_net, ctx.device)
+        ctx.cache["ssl"] = (extract(net, ctx.real, ctx.params.batch_size, ctx.device),
+                            extract(net, ctx.fake, ctx.params.batch_size, ctx.device))
+    return ctx.cache["ssl"]

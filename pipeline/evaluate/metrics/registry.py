@@ -1,0 +1,114 @@
+"""Metric registry: name -> function(EvalContext) -> {metric: value}.
+
+Each metric is a pure function of real and generated faces (uint8 NHWC) and its params, so
+evaluate can run any subset. A metric that cannot be computed here raises ``MetricUnavailable``;
+``compute`` records the reason instead. Heavy imports stay inside the functions. The names are
+also the allowed values of ``evaluate.metrics`` (``pipeline.params.MetricName``), checked equal by
+a test.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from pipeline.evaluate.metrics.context import EvalContext, MetricFn, ssl_feature_pair
+from pipeline.evaluate.metrics.errors import MetricUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def ssl_fd(ctx: EvalContext) -> dict[str, float]:
+    """Fréchet distance in the rotation-net feature space, beside real-vs-real (two halves) for scale."""
+    from pipeline.evaluate.metrics.frechet import frechet_between
+
+    real, fake = ssl_feature_pair(ctx)
+    perm = np.random.default_rng(ctx.params.seed).permutation(len(real))
+    half = len(real) // 2
+    return {"ssl_fd": frechet_between(real, fake),
+            "ssl_fd_real_halves": frechet_between(real[perm[:half]], real[perm[half:2 * half]])}
+
+
+def ssl_kid(ctx: EvalContext) -> dict[str, float]:
+    """KID on the rotation-net features (unbiased: ~0 for a generator matching the data)."""
+    from pipeline.evaluate.metrics.kid import kid
+
+    real, fake = ssl_feature_pair(ctx)
+    inc = ctx.params.inception
+    mean, std = kid(real, fake, inc.kid_subsets, inc.kid_subset_size, ctx.params.seed, ctx.device)
+    return {"ssl_kid": mean, "ssl_kid_std": std}
+
+
+def c2st(ctx: EvalContext) -> dict[str, float]:
+    from pipeline.evaluate.metrics.c2st import c2st_accuracy
+
+    real, fake = ssl_feature_pair(ctx)
+    c = ctx.params.c2st
+    mean, std = c2st_accuracy(real, fake, seeds=c.seeds, max_per_class=c.max_per_class, test_fraction=c.test_fraction,
+                              steps=c.steps, hidden=c.hidden, lr=c.lr, device=ctx.device)
+    return {"c2st_acc": mean, "c2st_acc_std": std}
+
+
+def diversity(ctx: EvalContext) -> dict[str, float]:
+    from pipeline.evaluate.metrics.diversity import diversity as div
+
+    real, fake = ssl_feature_pair(ctx)
+    d = ctx.params.diversity
+    return div(real, fake, d.near_duplicate_quantile, d.max_samples, ctx.params.seed)
+
+
+def inception(ctx: EvalContext) -> dict[str, float]:
+    """FID, KID, IS, precision/recall (torch-fidelity); unavailable without the weights."""
+    from pipeline.core.cache import cache_dir
+    from pipeline.evaluate.metrics import inception as inc
+    from pipeline.evaluate.metrics.weights import inception_weights
+
+    cfg = ctx.params.inception
+    weights = inception_weights(cfg)
+    try:
+        net = inc.load_extractor(weights, ctx.device)
+    except Exception as e:  # a truncated or foreign file that passed no checksum (offline copies)
+        raise MetricUnavailable(f"{weights} is not a usable Inception state_dict: {type(e).__name__}: {e}") from None
+    bs = min(ctx.params.batch_size, 64)
+    real = inc.real_features_cached(net, ctx.real, ctx.real_digest, weights, bs, ctx.device,
+                                    cache_dir() / "inception" / "reference")
+    fake = inc.extract(net, ctx.fake, bs, ctx.device)
+    return inc.scores(real, fake, cfg, ctx.params.seed)
+
+
+def attr_acc(ctx: EvalContext) -> dict[str, float]:
+    """Conditional models only: share of samples showing the requested attribute value."""
+    from pipeline.evaluate.metrics.attributes import attribute_accuracy
+
+    if not ctx.requested:
+        raise MetricUnavailable("the model is unconditional: no requested attributes to check")
+    if ctx.readers is None:
+        raise MetricUnavailable("no attribute reader for this data (toy faces have one; real faces need the tagger)")
+    return attribute_accuracy(np.asarray(ctx.fake), ctx.requested, ctx.readers)
+
+
+METRICS: dict[str, MetricFn] = {
+    "ssl_fd": ssl_fd,
+    "ssl_kid": ssl_kid,
+    "c2st": c2st,
+    "diversity": diversity,
+    "inception": inception,
+    "attr_acc": attr_acc,
+}
+
+
+def compute(names: list[str], ctx: EvalContext) -> tuple[dict[str, float], dict[str, str]]:
+    """(values, unavailable): each metric's numbers, or the reason it has none."""
+    unknown = [n for n in names if n not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; known: {sorted(METRICS)}")
+    out: dict[str, float] = {}
+    unavailable: dict[str, str] = {}
+    for n in names:
+        try:
+            out.update(METRICS[n](ctx))
+        except MetricUnavailable as e:
+            log.warning("metric %s unavailable: %s", n, e)
+            unavailable[n] = str(e)
+    return out, unavailable

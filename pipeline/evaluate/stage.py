@@ -1,0 +1,129 @@
+"""Stage ``evaluate@<model>``: generated faces against real ones, offline feature spaces and (where
+the weights are present) Inception.
+
+Writes ``metrics/<model>.json`` (a DVC metric; metrics that cannot be computed here are listed
+under ``unavailable`` with the reason, never given a number), ``metrics/<model>_history.csv`` (one
+row per evaluated checkpoint, a DVC plot), logs an ``evaluate`` MLflow run and adds the same
+numbers to the model's training run so runs compare side by side.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from pipeline.core.layout import HISTORY_SUFFIX
+from pipeline.params import Params
+
+
+
+def checkpoints_to_score(run_dir: Path, every_epochs: int | None) -> list[tuple[int | None, Path]]:
+    """[(epoch or None for the final one, path)]: snapshots ``checkpoints/epoch_<N>.pt`` with N a
+    multiple of ``every_epochs`` (oldest first), then ``checkpoint.pt``. The last epoch's snapshot
+    (``train.json``'s ``epochs``) is the final checkpoint's G at the same step, so it is left out."""
+    out: list[tuple[int | None, Path]] = []
+    if every_epochs:
+        info = run_dir / "train.json"
+        final_epoch = json.loads(info.read_text())["epochs"] if info.exists() else None
+        for p in sorted((run_dir / "checkpoints").glob("epoch_*.pt")):
+            m = re.fullmatch(r"epoch_(\d+)\.pt", p.name)
+            if m and int(m.group(1)) % every_epochs == 0 and int(m.group(1)) != final_epoch:
+                out.append((int(m.group(1)), p))
+    out.append((None, run_dir / "checkpoint.pt"))
+    return out
+
+
+def readers_for(params: Params, device) -> dict:
+    """Attribute readers for generated images of this dataset: the toy faces' own colour check, else
+    the tagger (loaded only if a conditional model asks)."""
+    from pipeline.evaluate.metrics.attributes import TaggerReaders, toy_readers
+
+    if params.scrape.source == "toy":
+        return toy_readers()
+    return TaggerReaders(params.tag, str(device)).readers()
+
+
+def evaluate_checkpoint(params: Params, ckpt: Path, real, names: list[str], device) -> tuple[dict[str, float], dict[str, str], int]:
+    """(values, unavailable, step) of one checkpoint: the pure part of the stage."""
+    import torch
+
+    from pipeline.evaluate.metrics.context import EvalContext
+    from pipeline.evaluate.metrics.registry import compute
+    from pipeline.evaluate.sample import drawn_faces
+
+    cfg = params.evaluate
+    if not ckpt.exists():
+        raise FileNotFoundError(f"{ckpt} does not exist; train the model first (python -m pipeline train {ckpt.parent.name})")
+    step = int(torch.load(ckpt, map_location="cpu", weights_only=True).get("step", -1))
+    fake, requested = drawn_faces(ckpt, cfg.num_samples, device, seed=cfg.seed, batch_size=cfg.batch_size,
+                                  ema=cfg.use_ema, real=real.images)
+    if requested and "attr_acc" not in names:
+        names = [*names, "attr_acc"]
+    ctx = EvalContext(real.images, fake, real.digest, cfg, str(device), requested=requested, readers=readers_for(params, device))
+    values, unavailable = compute(names, ctx)
+    values.update(num_real=len(real.images), num_fake=len(fake))
+    return values, unavailable, step
+
+
+def evaluate_generator(params: Params, name: str) -> dict[str, Any]:
+    """Metrics of the trained ``name`` (no tracking, no files)."""
+    return evaluate_all(params, name)[-1]
+
+
+def evaluate_all(params: Params, name: str) -> list[dict[str, Any]]:
+    """One metrics dict per checkpoint scored (final last), each with ``step`` and ``unavailable``."""
+    from pipeline.core.datasets import load_faces
+    from pipeline.core.device import resolve_device
+
+    device = resolve_device(params.train.device)
+    real = load_faces(params.paths.faces)
+    rows = []
+    for epoch, ckpt in checkpoints_to_score(Path(params.paths.runs) / name, params.evaluate.every_epochs):
+        values, unavailable, step = evaluate_checkpoint(params, ckpt, real, list(params.evaluate.metrics), device)
+        rows.append({**values, "step": step, **({"epoch": epoch} if epoch is not None else {}),
+                     "unavailable": unavailable})
+    return rows
+
+
+def history_csv(rows: list[dict[str, Any]]) -> str:
+    """Numeric metrics per evaluated step, for ``dvc plots`` and the report's metric-vs-step chart."""
+    keys = sorted({k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and k not in ("step", "epoch")})
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["step", *keys])
+    for r in sorted(rows, key=lambda r: r["step"]):
+        w.writerow([r["step"], *[r.get(k, "") for k in keys]])
+    return buf.getvalue()
+
+
+def run_evaluate(params: Params, name: str) -> dict[str, Any]:
+    from pipeline.core.atomic import atomic_open, write_json
+    from pipeline.core.tracking import log_into_run, stage_run
+
+    train_info = json.loads((Path(params.paths.runs) / name / "train.json").read_text())
+    tags = {"model": name, "data_hash": train_info.get("data_hash", "")}
+    if train_info.get("mlflow_run_id"):
+        tags["train_run_id"] = train_info["mlflow_run_id"]
+    with stage_run("evaluate", params, {"model": name, **params.evaluate.model_dump()}, tags, run_name=f"evaluate@{name}") as mlflow:
+        rows = evaluate_all(params, name)
+        metrics = dict(rows[-1])
+        metrics["train_steps"] = train_info["steps"]
+        out = Path(params.paths.metrics)
+        write_json(out / f"{name}.json", metrics)
+        with atomic_open(out / f"{name}{HISTORY_SUFFIX}") as f:
+            f.write(history_csv(rows))
+        numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if mlflow:
+            for r in rows[:-1]:  # earlier checkpoints: the curve over training steps
+                mlflow.log_metrics({k: float(v) for k, v in r.items() if isinstance(v, (int, float)) and k != "step"},
+                                   step=r["step"])
+            mlflow.log_metrics(numeric, step=metrics["step"])
+            if metrics["unavailable"]:
+                mlflow.set_tag("unavailable", json.dumps(metrics["unavailable"])[:5000])
+            if train_info.get("mlflow_run_id"):
+                log_into_run(params, train_info["mlflow_run_id"], {f"eval_{k}": v for k, v in numeric.items()})
+    return metrics

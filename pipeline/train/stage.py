@@ -1,0 +1,93 @@
+"""Stage ``train@<model>``: train one entry of ``train.models`` on the cropped faces.
+
+Writes ``runs/<model>/`` (checkpoint.pt, samples/epoch_NNN.png, losses.csv, losses.png, train.json,
+and checkpoints/epoch_NNN.pt when ``evaluate.every_epochs`` asks for a metric-vs-step curve)
+and one MLflow run with the params, the losses over steps and the sample grids. Conditional models
+get the labels of ``conditioning``; sketch2image gets XDoG sketches of the faces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.params import ModelSpec, Params
+
+if TYPE_CHECKING:
+    from pipeline.train.distributed import Dist
+    from pipeline.train.fastpath import FastOptions
+
+
+def run_train(params: Params, name: str) -> dict[str, Any]:
+    """Under ``torchrun --nproc_per_node=N -m pipeline train <model>`` each of the N processes runs
+    this; they train one model with DDP (pipeline/train/distributed.py)."""
+    import torch
+
+    from pipeline.train import distributed
+    from pipeline.train.fastpath import FastOptions
+    from pipeline.core.device import resolve_device
+
+    spec = params.model(name)
+    t = params.train
+    fast = FastOptions(fast=t.fast, amp=t.amp, channels_last=t.channels_last, cuda_graph=t.cuda_graph)
+    if t.num_threads:
+        torch.set_num_threads(t.num_threads)
+    with distributed.session(resolve_device(t.device)) as dist:
+        return _train(params, name, spec, fast, dist)
+
+
+def _train(params: Params, name: str, spec: ModelSpec, fast: FastOptions, dist: Dist) -> dict[str, Any]:
+    """One process's share: every rank trains; rank 0 alone tracks and writes (pipeline/train/distributed.py)."""
+    from pipeline.core.atomic import write_json
+    from pipeline.core.datasets import load_faces, load_labels, sketches_of
+    from pipeline.core.plots import plot_losses
+    from pipeline.core.tracking import MLflowCallback, stage_run
+    from pipeline.train.loop import train
+
+    faces = load_faces(params.paths.faces)
+    labels = (load_labels(faces, spec.conditioning, params.labels.out, params.paths.faces, params.paths.raw)
+              if spec.conditioning else None)
+    sketches = sketches_of(faces.images, spec.sketch) if spec.family == "sketch" else None
+    data_id = faces.digest if labels is None else f"{faces.digest}:{hashlib.md5(labels.codes.tobytes()).hexdigest()}"
+    out = Path(params.paths.runs) / name
+    kw = dict(labels=labels, sketches=sketches, seed=params.train.seed, device=params.train.device,
+              resume=params.train.resume, data_id=data_id, snapshot_every=params.evaluate.every_epochs, fast=fast, dist=dist)
+    if not dist.main:
+        return train(faces.images, spec, out, **kw)
+    logged = {"model": name, "seed": params.train.seed, "device": params.train.device, "fast": fast.fast,
+              "world_size": dist.world, **spec.model_dump()}
+    tags = {"model": name, "arch": spec.arch, "family": spec.family, "data_hash": faces.digest}
+    with stage_run("train", params, logged, tags, run_name=f"train@{name}") as mlflow:
+        callbacks = (ProgressBar(name), *((MLflowCallback(mlflow),) if mlflow else ()))
+        summary = train(faces.images, spec, out, callbacks=callbacks, **kw)
+        plot_losses(out / "losses.csv", out / "losses.png", title=name)
+        summary.update(model=name, data_hash=faces.digest,
+                       mlflow_run_id=mlflow.active_run().info.run_id if mlflow else None)
+        if mlflow:
+            mlflow.log_artifact(str(out / "losses.png"))
+        write_json(out / "train.json", summary)
+    return summary
+
+
+class ProgressBar:
+    """Trainer callback: a tqdm bar of steps with the latest losses, moved at each log point (the
+    trainer reads losses from the device only then, so the bar adds no host sync)."""
+
+    def __init__(self, name: str):
+        self.name, self.bar = name, None
+
+    def on_start(self, total_steps: int, done_steps: int) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total_steps, initial=done_steps, desc=f"train@{self.name}", unit="step")
+
+    def on_log(self, step: int, stats: dict[str, float]) -> None:
+        self.bar.update(step - self.bar.n)
+        self.bar.set_postfix({k: f"{v:.3g}" for k, v in stats.items() if k.startswith("loss")}, refresh=False)
+
+    def on_epoch_end(self, epoch: int, step: int, grid_path: Path) -> None:
+        pass
+
+    def on_end(self, summary: dict[str, Any], checkpoint: Path) -> None:
+        self.bar.close()
