@@ -1,8 +1,9 @@
 """Architecture registry: ``arch`` name -> (typed net params, builder, family).
 
 Torch-free on purpose: params validation imports this to check ``train.models.*.net`` before any
-work, and ``--help`` must stay instant. Builders are named as ``module:function`` and imported only
-when a model is built. The family picks the trainer's step function (pipeline/train/loop.py):
+work, and ``--help`` must stay instant. Each arch names its module under ``models/``, imported only
+when a model is built, so params (and every stage but train and evaluate) never depends on the
+architectures' code. The family picks the trainer's step function (pipeline/train/loop.py):
 
 - ``unconditional``: G(z), D(x) -> logit
 - ``conditional``:   G(z, c), D(x, c) -> logit           (c: one-hot labels, concatenated)
@@ -62,17 +63,17 @@ class Sketch2ImageNet(NetParams):
 @dataclass(frozen=True)
 class Arch:
     net: type[NetParams]
-    builder: str  # "module:function", called as builder(net, image_size, channels, cond_dim) -> (G, D)
+    module: str   # models.<module>.build(net, image_size, channels, cond_dim) -> (G, D), imported when built
     family: str   # which trainer step function drives it
 
 
 ARCHS: dict[str, Arch] = {
-    "dcgan": Arch(DCGANNet, "models.dcgan:build", family="unconditional"),
-    "dcgan_tags": Arch(DCGANNet, "models.dcgan:build", family="conditional"),
-    "acgan": Arch(DCGANNet, "models.acgan:build", family="acgan"),
-    "gan_mlp": Arch(MLPNet, "models.mlp:build", family="unconditional"),
-    "cgan": Arch(MLPNet, "models.mlp:build", family="conditional"),
-    "sketch2image": Arch(Sketch2ImageNet, "models.sketch2image:build", family="sketch"),
+    "dcgan": Arch(DCGANNet, "dcgan", family="unconditional"),
+    "dcgan_tags": Arch(DCGANNet, "dcgan", family="conditional"),
+    "acgan": Arch(DCGANNet, "acgan", family="acgan"),
+    "gan_mlp": Arch(MLPNet, "mlp", family="unconditional"),
+    "cgan": Arch(MLPNet, "mlp", family="conditional"),
+    "sketch2image": Arch(Sketch2ImageNet, "sketch2image", family="sketch"),
 }
 CONDITIONED = ("conditional", "acgan")  # families that need train.models.<m>.conditioning
 
@@ -98,6 +99,5 @@ def validate_net(arch: str, net: dict[str, Any]) -> dict[str, Any]:
 
 def build(arch: str, net: dict[str, Any], image_size: int, channels: int = 3, cond_dim: int = 0):
     """Construct (G, D) for ``arch``; imports torch. ``cond_dim``: length of the one-hot label vector."""
-    module, func = ARCHS[arch].builder.split(":")
     params = ARCHS[arch].net.model_validate(net)
-    return getattr(importlib.import_module(module), func)(params, image_size, channels, cond_dim)
+    return importlib.import_module(f"models.{ARCHS[arch].module}").build(params, image_size, channels, cond_dim)

@@ -13,7 +13,6 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from pipeline.core.sketch import SketchParams
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "gif", "bmp")
 
@@ -29,11 +28,16 @@ class Strict(BaseModel):
 class PathsParams(Strict):
     """Where stages read and write, relative to the repository root."""
 
-    raw: str = "data/raw"
-    faces: str = "data/faces"
-    runs: str = "runs"
-    metrics: str = "metrics"
-    reports: str = "reports"
+    raw: str = Field("data/raw", description="scrape: images named by content md5 + manifest.parquet")
+    faces: str = Field("data/faces", description="crop: face crops + index.parquet")
+    tags: str = Field("data/tags.parquet", description="tag: probabilities per face")
+    labels: str = Field("data/labels.parquet", description="labels: one row per face, a value per attribute")
+    labels_vocab: str = Field("data/labels_vocab.json", description="labels: the vocabulary the table was made with")
+    label_conflicts: str = Field("data/label_conflicts.csv", description="labels: manual values a confident tagger "
+                                 "disagrees with (in data/: the report stage owns reports/)")
+    runs: str = Field("runs", description="train: runs/<model>/ checkpoint, samples, losses")
+    metrics: str = Field("metrics", description="evaluate: metrics/<model>.json")
+    reports: str = Field("reports", description="report: report.md, index.html")
 
 
 class ToySource(Strict):
@@ -244,6 +248,16 @@ class TrackingParams(Strict):
     tracking_uri: str | None = Field(None, description="default sqlite:///<repo>/mlflow.db; env MLFLOW_TRACKING_URI wins")
 
 
+class SketchParams(Strict):
+    """XDoG knobs; the defaults give clean outlines on 32-128 px faces."""
+
+    sigma: float = Field(0.6, gt=0, description="inner Gaussian (px); the outer is k x sigma")
+    k: float = Field(1.6, gt=1)
+    tau: float = Field(0.98, gt=0, le=1, description="weight of the outer Gaussian")
+    eps: float = Field(-0.01, description="edge threshold on the normalised difference")
+    phi: float = Field(200.0, gt=0, description="softness of the threshold")
+
+
 class ModelSpec(Strict):
     """One named entry of ``train.models``: an architecture plus how to train it.
 
@@ -400,14 +414,13 @@ class VocabularyParams(Strict):
 
 
 class TagParams(Strict):
-    """Stage ``tag``: a tagger (illustration2vec) over the face crops -> ``tag.out``."""
+    """Stage ``tag``: a tagger (illustration2vec) over the face crops -> ``paths.tags``."""
 
     enabled: bool = Field(False, description="off: the stage writes an empty table and says how to turn it on")
     tagger: Literal["i2v"] = "i2v"
     weights_dir: str | None = Field(None, description="folder with the caffemodel and tag list; default $BOORUGAN_CACHE/i2v")
     download: bool = Field(True, description="download missing weights from the release URLs")
     checksums: dict[str, str] = Field(default_factory=dict, description="file name -> sha256, checked after download")
-    out: str = "data/tags.parquet"
     threshold: float = Field(0.25, ge=0.0, le=1.0, description="general tags with p > threshold are listed")
     batch_size: int = Field(32, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -420,9 +433,6 @@ class LabelsParams(Strict):
     """Stage ``labels``: manual labels merged with the tagger's into one table per face."""
 
     manual: str = Field("labels/manual.csv", description="CSV keyed by face_id, md5 or file; absent file = no manual labels")
-    out: str = "data/labels.parquet"
-    vocab_out: str = "data/labels_vocab.json"
-    conflicts: str = Field("data/label_conflicts.csv", description="manual vs confident tagger disagreements")
     precedence: list[Literal["manual", "danbooru", "i2v"]] = Field(
         ["manual", "danbooru", "i2v"], min_length=1, description="label sources, the first that knows an attribute "
         "wins; a source left out is not used (danbooru: the post's own tags, for faces alone on a Danbooru post)")

@@ -32,12 +32,16 @@ def pytest_sessionfinish(session, exitstatus):
         shutil.rmtree(_SESSION_TMP, ignore_errors=True)
 
 
+def path_overrides(root: Path) -> list[str]:
+    """Every output location (all live under ``paths:``) moved below ``root``, as in params.yaml."""
+    from pipeline.params import PathsParams
+
+    return [f"paths.{key}={root}/{value}" for key, value in PathsParams().model_dump().items()]
+
+
 def tiny_overrides(root: Path) -> list[str]:
     """-S overrides that make every stage take seconds: few small toy faces, few steps."""
-    return ["scrape.source=toy", "crop.detector=none", f"paths.raw={root}/data/raw", f"paths.faces={root}/data/faces", f"paths.runs={root}/runs",
-            f"paths.metrics={root}/metrics", f"paths.reports={root}/reports",
-            f"tag.out={root}/data/tags.parquet", f"labels.out={root}/data/labels.parquet",
-            f"labels.vocab_out={root}/data/labels_vocab.json", f"labels.conflicts={root}/data/label_conflicts.csv",
+    return ["scrape.source=toy", "crop.detector=none", *path_overrides(root),
             "scrape.toy.count=48", "scrape.toy.size=32", "crop.size=32",
             "train.device=cpu", "train.models.dcgan.steps=4", "train.models.dcgan.batch_size=16",
             "train.models.dcgan.log_every=2", "train.models.dcgan.net.ngf=8", "train.models.dcgan.net.ndf=8",

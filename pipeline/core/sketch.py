@@ -6,18 +6,8 @@ same sketch, so pairs need no cache and a user's own sketch can be made the same
 from __future__ import annotations
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
-
-class SketchParams(BaseModel):
-    """XDoG knobs; the defaults give clean outlines on 32-128 px faces."""
-
-    model_config = ConfigDict(extra="forbid")
-    sigma: float = Field(0.6, gt=0, description="inner Gaussian (px); the outer is k x sigma")
-    k: float = Field(1.6, gt=1)
-    tau: float = Field(0.98, gt=0, le=1, description="weight of the outer Gaussian")
-    eps: float = Field(-0.01, description="edge threshold on the normalised difference")
-    phi: float = Field(200.0, gt=0, description="softness of the threshold")
+from pipeline.params import SketchParams
 
 
 def _blur(x: np.ndarray, sigma: float) -> np.ndarray:

@@ -19,7 +19,7 @@ From the tagger: a group takes its most likely value when p > ``labels.threshold
 a binary attribute is yes when p > threshold, else no (make.girls.moe's rule). ``labels.precedence``
 says which source wins where several have a value (by default manual, then danbooru, then i2v). Disagreements between a manual value and a
 confident tagger (p >= ``labels.conflict_confidence`` for its value, or <= 1 - that for a binary
-"no") go to ``labels.conflicts``; that file sits in data/, not reports/, because the report stage
+"no") go to ``paths.label_conflicts``; that file sits in data/, not reports/, because the report stage
 owns and replaces the whole reports/ folder.
 """
 
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.core.errors import StageError
-from pipeline.params import LabelsParams, VocabularyParams
+from pipeline.params import LabelsParams, PathsParams, VocabularyParams
 from pipeline.core.vocab import UNKNOWN, attributes, to_json
 
 log = logging.getLogger(__name__)
@@ -132,8 +132,9 @@ def read_tags(path: Path, vocab: VocabularyParams):
     return table
 
 
-def labels(params: LabelsParams, vocab: VocabularyParams, faces_dir: str | Path, tags_path: str | Path,
-           raw_dir: str | Path | None = None) -> LabelsResult:
+def labels(params: LabelsParams, vocab: VocabularyParams, paths: PathsParams) -> LabelsResult:
+    """Merge the label sources of every face of ``paths.faces`` into ``paths.labels`` (with its
+    vocabulary and the conflicts beside it)."""
     import pandas as pd
 
     from pipeline.core.atomic import atomic_open, write_json, write_parquet
@@ -142,6 +143,7 @@ def labels(params: LabelsParams, vocab: VocabularyParams, faces_dir: str | Path,
     from pipeline.core.layout import MANIFEST
     from pipeline.core.layout import PROB_PREFIX
 
+    faces_dir, tags_path, raw_dir = paths.faces, paths.tags, paths.raw
     index = pd.read_parquet(Path(faces_dir) / INDEX)
     manifest_path = Path(raw_dir) / MANIFEST if raw_dir else None
     manifest = pd.read_parquet(manifest_path) if manifest_path and manifest_path.exists() else None
@@ -178,9 +180,9 @@ def labels(params: LabelsParams, vocab: VocabularyParams, faces_dir: str | Path,
     result.faces, result.conflicts = len(table), len(conflicts)
     result.balance = {a: {str(k): int(v) for k, v in table[a].value_counts().items()} for a in attrs}
 
-    write_parquet(params.out, table)
-    write_json(params.vocab_out, to_json(vocab))
-    with atomic_open(params.conflicts, "w") as f:
+    write_parquet(paths.labels, table)
+    write_json(paths.labels_vocab, to_json(vocab))
+    with atomic_open(paths.label_conflicts, "w") as f:
         pd.DataFrame(conflicts, columns=CONFLICT_COLUMNS).to_csv(f, index=False)
     return result
 
@@ -194,7 +196,7 @@ def run_labels(params) -> LabelsResult:
     from pipeline.core.tracking import stage_run
 
     with stage_run("labels", params, params.labels.model_dump()) as mlflow:
-        result = labels(params.labels, params.tag.vocabulary, params.paths.faces, params.tag.out, params.paths.raw)
+        result = labels(params.labels, params.tag.vocabulary, params.paths)
         print(f"labels: class balance over {result.faces} faces\n{balance_text(result.balance)}")
         if mlflow:
             mlflow.log_metrics({k: float(v) for k, v in result.summary().items()})

@@ -28,7 +28,8 @@ def scrape(params: ScrapeParams, out_dir: str | Path) -> ScrapeResult:
     from tqdm import tqdm
 
     from pipeline.core.atomic import write_bytes, write_parquet
-    from pipeline.scrape.sources import Skip, get_source
+    from pipeline.scrape.sources.base import Skip
+    from pipeline.scrape.sources.registry import get_source
 
     result = ScrapeResult()
     source = get_source(params.source)

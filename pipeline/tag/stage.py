@@ -1,4 +1,4 @@
-"""Stage ``tag``: tag probabilities for every face crop -> ``tag.out`` (``data/tags.parquet``).
+"""Stage ``tag``: tag probabilities for every face crop -> ``paths.tags`` (``data/tags.parquet``).
 
 One row per face: ``face_id``, ``content`` (sha1 of the crop file), ``tagged_with`` (the tagger's
 fingerprint with the threshold and vocabulary), ``p:<tag>`` (float32) for every vocabulary tag,
@@ -159,7 +159,7 @@ def run_tag(params, map_shards=None, shards: int = 1) -> TagResult:
 
     logged = params.tag.model_dump(exclude={"vocabulary", "checksums"})
     with stage_run("tag", params, logged) as mlflow:
-        result = tag(params.tag, params.paths.faces, params.tag.out, map_shards, shards)
+        result = tag(params.tag, params.paths.faces, params.paths.tags, map_shards, shards)
         if mlflow:
             mlflow.log_metrics({k: float(v) for k, v in result.summary().items()})
             mlflow.set_tag("tag_device", result.device)

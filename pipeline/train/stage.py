@@ -46,7 +46,7 @@ def _train(params: Params, name: str, spec: ModelSpec, fast: FastOptions, dist: 
     from pipeline.train.loop import train
 
     faces = load_faces(params.paths.faces)
-    labels = (load_labels(faces, spec.conditioning, params.labels.out, params.paths.faces, params.paths.raw)
+    labels = (load_labels(faces, spec.conditioning, params.paths.labels, params.paths.faces, params.paths.raw)
               if spec.conditioning else None)
     sketches = sketches_of(faces.images, spec.sketch) if spec.family == "sketch" else None
     data_id = faces.digest if labels is None else f"{faces.digest}:{hashlib.md5(labels.codes.tobytes()).hexdigest()}"

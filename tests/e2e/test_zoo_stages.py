@@ -58,9 +58,9 @@ def test_labels_come_from_labels_parquet_then_the_manifest(zoo):
 
     root, params = zoo
     faces = load_faces(params.paths.faces)
-    table = pd.read_parquet(params.labels.out)
+    table = pd.read_parquet(params.paths.labels)
     assert (table["hair_color"] == "unknown").all()  # tagging off, no manual labels
-    labels = load_labels(faces, ["hair_color", "eye_color"], params.labels.out, params.paths.faces, params.paths.raw)
+    labels = load_labels(faces, ["hair_color", "eye_color"], params.paths.labels, params.paths.faces, params.paths.raw)
     assert (labels.codes >= 0).all()  # every toy face's colours come from the manifest
     manifest = pd.read_parquet(root / "data" / "raw" / "manifest.parquet")
     index = pd.read_parquet(root / "data" / "faces" / "index.parquet")
@@ -77,9 +77,9 @@ def test_labels_come_from_labels_parquet_then_the_manifest(zoo):
     assert [labels.vocab["hair_color"][c] for c in labels.codes[1:, 0]] == truth[1:]
 
     with pytest.raises(ValueError, match="hair_style"):  # in labels.parquet, but unknown for every face
-        load_labels(faces, ["hair_style"], params.labels.out, params.paths.faces, params.paths.raw)
+        load_labels(faces, ["hair_style"], params.paths.labels, params.paths.faces, params.paths.raw)
     with pytest.raises(ValueError, match="columns of none"):
-        load_labels(faces, ["tail_length"], params.labels.out, params.paths.faces, params.paths.raw)
+        load_labels(faces, ["tail_length"], params.paths.labels, params.paths.faces, params.paths.raw)
 
 
 @pytest.mark.parametrize("model", sorted(TINY))

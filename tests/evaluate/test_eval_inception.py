@@ -8,7 +8,7 @@ import hashlib
 
 import numpy as np
 import pytest
-from test_tag_download import PAYLOAD, Server
+from fakes.file_server import PAYLOAD, Server
 
 from pipeline.evaluate.metrics.context import EvalContext
 from pipeline.evaluate.metrics.registry import compute

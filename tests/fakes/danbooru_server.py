@@ -51,6 +51,11 @@ _COPYRIGHTS = {"hakurei_reimu": "touhou", "kirisame_marisa": "touhou", "hatsune_
 _ARTISTS = ["artist_a", "artist_b", "artist_c"]
 _META = ["highres", "commentary_request", "absurdres", "translated"]
 
+# -S overrides that point the danbooru source at this server quickly (add scrape.danbooru.base_url)
+FAST = ["scrape.source=danbooru", "scrape.danbooru.tags=", "scrape.danbooru.min_width=0", "scrape.danbooru.min_height=0",
+        "scrape.danbooru.rate=10", "scrape.danbooru.retry_backoff=0.01", "scrape.danbooru.timeout=5",
+        "scrape.danbooru.mode=incremental", "scrape.danbooru.limit=100", "train.enabled=[dcgan]"]
+
 
 def register_file(data: bytes) -> str:
     """Make bytes servable by any DanbooruServer; returns their md5."""

@@ -11,14 +11,9 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, tiny_overrides
-from fakes.danbooru_server import DanbooruServer, make_posts
+from fakes.danbooru_server import FAST, DanbooruServer, make_posts
 
 pytestmark = pytest.mark.slow
-FAST = ["scrape.source=danbooru", "scrape.danbooru.tags=", "scrape.danbooru.min_width=0", "scrape.danbooru.min_height=0",
-        "scrape.danbooru.rate=10", "scrape.danbooru.retry_backoff=0.01", "scrape.danbooru.timeout=5",
-        "scrape.danbooru.mode=incremental", "scrape.danbooru.limit=100", "train.enabled=[dcgan]"]
-
-
 def overrides(root: Path, server: DanbooruServer, *extra: str) -> list[str]:
     return [*tiny_overrides(root), *FAST, f"scrape.danbooru.base_url={server.url}", *extra]
 

@@ -19,7 +19,7 @@ import pytest
 
 from conftest import ROOT, tiny_overrides
 from fakes.danbooru_server import DanbooruServer, make_posts
-from test_refresh_flow import FAST
+from fakes.danbooru_server import FAST
 
 pytestmark = pytest.mark.slow
 INTERVAL = 15  # s between scheduled refresh runs

@@ -7,7 +7,7 @@ import pandas as pd
 
 from conftest import ROOT, tiny_overrides
 from fakes.danbooru_server import DanbooruServer, make_posts
-from test_refresh_flow import FAST
+from fakes.danbooru_server import FAST
 
 
 def test_conditional_model_trains_on_danbooru_tags(tmp_path):
@@ -29,7 +29,7 @@ def test_conditional_model_trains_on_danbooru_tags(tmp_path):
     run_crop(params)
     run_tag(params)  # tag.enabled is false: an empty table
     result = run_labels(params)
-    table = pd.read_parquet(params.labels.out).set_index("face_id")
+    table = pd.read_parquet(params.paths.labels).set_index("face_id")
     index = pd.read_parquet(tmp_path / "data" / "faces" / "index.parquet")
     tags = {p["md5"]: set(p["tag_string_general"].split()) for p in posts}
     for fid, md5 in zip(index["face_id"], index["md5"]):

@@ -162,7 +162,7 @@ def test_filters_use_the_tagger_and_the_stage_rules(world):
              PROB_PREFIX + "red eyes": 0.9, PROB_PREFIX + "smile": 0.5}]  # unsure of hair colour and smile
     table = empty_table(params.tag)
     extra = pd.DataFrame([{"face_id": f, **r} for f, r in zip(ids[:2], rows)])
-    pd.concat([table, extra], ignore_index=True).to_parquet(params.tag.out)
+    pd.concat([table, extra], ignore_index=True).to_parquet(params.paths.tags)
     with label_server(params) as url:
         def listed(**q):
             return [f["face_id"] for f in requests.get(f"{url}api/faces", params={"limit": 100, **q}, timeout=10).json()["items"]]
@@ -205,7 +205,7 @@ def test_cli_binds_loopback_by_default_and_prints_the_url(world, tmp_path):
     params, ids = world
     assert Params().label.host == "127.0.0.1"
     args = [f"{k}={v}" for k, v in [("paths.faces", params.paths.faces), ("paths.raw", params.paths.raw),
-                                    ("tag.out", params.tag.out), ("labels.manual", params.labels.manual)]]
+                                    ("paths.tags", params.paths.tags), ("labels.manual", params.labels.manual)]]
     cmd = [sys.executable, "-m", "pipeline", "label", "-S", "label.port=0", "-S", "tracking.enabled=false"]
     proc = subprocess.Popen(cmd + [a for s in args for a in ("-S", s)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:

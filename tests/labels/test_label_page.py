@@ -22,7 +22,7 @@ def test_label_faces_in_the_browser_then_the_labels_stage_keeps_them(tmp_path, b
     from pipeline.tag.stage import tag
 
     params = toy_params(tmp_path, count=12)
-    tag(params.tag, params.paths.faces, params.tag.out)  # tag.enabled is false: an empty table, no predictions
+    tag(params.tag, params.paths.faces, params.paths.tags)  # tag.enabled is false: an empty table, no predictions
     ids = face_ids(params)
     wait = WebDriverWait(browser, 15)
 
@@ -96,7 +96,7 @@ def test_label_faces_in_the_browser_then_the_labels_stage_keeps_them(tmp_path, b
         assert not errors, errors
 
     run_labels(params)
-    table = pd.read_parquet(params.labels.out).set_index("face_id")
+    table = pd.read_parquet(params.paths.labels).set_index("face_id")
     assert table.loc[ids[1:5], "hair_color"].tolist() == ["blonde", "brown", "black", "grey"]
     assert (table.loc[ids[1:5], "source_hair_color"] == "manual").all()
     assert table.loc[ids[0], "hair_style"] == "long" and table.loc[ids[0], "source_hair_style"] == "manual"

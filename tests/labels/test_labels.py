@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.labels.stage import labels
 from pipeline.labels.manual import ManualLabelsError
-from pipeline.params import LabelsParams, VocabularyParams
+from pipeline.params import LabelsParams, PathsParams, VocabularyParams
 from pipeline.core.layout import PROB_PREFIX
 
 VOCAB = VocabularyParams(groups={"hair_color": {"blonde": "blonde hair", "brown": "brown hair", "grey": "grey hair"},
@@ -42,9 +42,11 @@ def run(world, csv: str | bytes | None, **kw):
     manual = world / "manual.csv"
     if csv is not None:
         manual.write_bytes(csv if isinstance(csv, bytes) else csv.encode())
-    params = LabelsParams(manual=str(manual), out=str(world / "labels.parquet"), vocab_out=str(world / "vocab.json"),
-                          conflicts=str(world / "conflicts.csv"), **kw)
-    result = labels(params, VOCAB, world / "faces", world / "tags.parquet", world / "raw")
+    params = LabelsParams(manual=str(manual), **kw)
+    paths = PathsParams(raw=str(world / "raw"), faces=str(world / "faces"), tags=str(world / "tags.parquet"),
+                        labels=str(world / "labels.parquet"), labels_vocab=str(world / "vocab.json"),
+                        label_conflicts=str(world / "conflicts.csv"))
+    result = labels(params, VOCAB, paths)
     return result, pd.read_parquet(world / "labels.parquet").set_index("face_id", drop=False)
 
 

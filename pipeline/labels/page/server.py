@@ -26,7 +26,7 @@ def _static(name: str) -> bytes:
 
 
 def create_app(params):
-    """The app for ``params`` (paths.faces, tag.out, labels.*, label.*); reads the index once."""
+    """The app for ``params`` (paths.faces, paths.tags, labels.*, label.*); reads the index once."""
     import pandas as pd
     from fastapi import Body, FastAPI, HTTPException, Query
     from fastapi.responses import FileResponse, JSONResponse, Response
@@ -49,7 +49,7 @@ def create_app(params):
     store = ManualStore(lp.manual, vocab, index, manifest)
     store.read()  # a broken manual.csv stops the server at start, with its line numbers
     images = {str(f): faces_dir / Path(str(p)).name for f, p in zip(index["face_id"], index["path"])}
-    predictions = load_predictions(params.tag.out, vocab, lp.threshold)
+    predictions = load_predictions(params.paths.tags, vocab, lp.threshold)
     booru = danbooru_labels(index, manifest, vocab) if "danbooru" in lp.precedence else {}
     app = FastAPI(title="boorugan labelling", docs_url=None, redoc_url=None, openapi_url=None)
     if ui.host in LOOPBACK:  # a page elsewhere cannot reach it through DNS rebinding

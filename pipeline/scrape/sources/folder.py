@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Iterator
 
 from pipeline.params import ScrapeParams
-from pipeline.scrape.sources import Candidate, Skip
+from pipeline.scrape.sources.base import Candidate, Skip
 
 
 def iter_folder(params: ScrapeParams) -> Iterator[Candidate | Skip]:

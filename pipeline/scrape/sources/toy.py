@@ -8,7 +8,7 @@ from typing import Iterator
 import numpy as np
 
 from pipeline.params import ScrapeParams
-from pipeline.scrape.sources import Candidate
+from pipeline.scrape.sources.base import Candidate
 from pipeline.core.toyfaces import draw_face, sample_labels
 
 

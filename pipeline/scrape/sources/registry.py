@@ -1,0 +1,37 @@
+"""Where raw images come from, by ``scrape.source`` name.
+
+A snapshot source (toy, folder) yields ``Candidate`` items that the scrape stage checks, dedupes
+and stores, so the folder then holds exactly its images. An accumulating source (danbooru) keeps
+what earlier runs stored and runs its own resumable loop with the same file guarantees: it is a
+function ``(params, out_dir, result) -> result``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class Source:
+    entry: str            # "module:function", imported only when the source runs
+    accumulates: bool     # False: yields Candidates (a snapshot); True: stores into out_dir itself
+
+    def load(self) -> Callable[..., Any]:
+        module, func = self.entry.split(":")
+        return getattr(importlib.import_module(module), func)
+
+
+SOURCES: dict[str, Source] = {
+    "toy": Source("pipeline.scrape.sources.toy:iter_toy", accumulates=False),
+    "folder": Source("pipeline.scrape.sources.folder:iter_folder", accumulates=False),
+    "danbooru": Source("pipeline.scrape.sources.danbooru:scrape_danbooru", accumulates=True),
+}
+
+
+def get_source(name: str) -> Source:
+    try:
+        return SOURCES[name]
+    except KeyError:
+        raise ValueError(f"unknown scrape.source {name!r}; known: {sorted(SOURCES)}") from None
