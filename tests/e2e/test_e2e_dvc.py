@@ -148,3 +148,30 @@ def test_dvc_repro_end_to_end(repo):
     third = f"e2e-{uuid.uuid4().hex[:8]}"
     assert ran_stages(repro(repo, third)) == {"train@dcgan", "evaluate@dcgan", "report"}
     assert sorted(r.data.tags["stage"] for r in runs_of(third)) == ["evaluate", "report", "train"]
+
+
+def stale_stages(repo: Path) -> set[str]:
+    dvc = str(Path(sys.executable).parent / "dvc")
+    out = subprocess.run([dvc, "status", "--json"], cwd=repo, capture_output=True, text=True, check=True).stdout
+    return set(json.loads(out or "{}"))
+
+
+@pytest.mark.parametrize("core_file", ["pipeline/core/journal.py", "pipeline/core/images.py", "pipeline/core/vocab.py",
+                                       "pipeline/core/atomic.py"])
+def test_touching_a_core_module_stales_exactly_the_stages_that_import_it(repo, core_file):
+    """After a full repro (the test above), a change to one shared module makes `dvc status` list
+    every stage whose code imports it, and no other."""
+    import importgraph
+
+    assert stale_stages(repo) == set()
+    importers = {s for s in importgraph.STAGE_PACKAGES if Path(core_file) in importgraph.closure(s)}
+    expected = {f"{s}@dcgan" if s in ("train", "evaluate") else s for s in importers}
+    assert importers, f"no stage imports {core_file}: pick another module"
+    path = repo / core_file
+    original = path.read_text()
+    try:
+        path.write_text(original + "\n# touched by the test\n")
+        assert stale_stages(repo) == expected
+    finally:
+        path.write_text(original)
+    assert stale_stages(repo) == set()
