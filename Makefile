@@ -22,8 +22,9 @@ run: install
 demo: install
 	$(BIN)/python -m pipeline flow -S scrape.source=toy -S crop.detector=none
 
-## test: the whole test suite (offline, CPU)
+## test: lint, then the whole test suite (offline, CPU)
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 ## ui: the MLflow UI over this repository's runs, on 127.0.0.1:5000
