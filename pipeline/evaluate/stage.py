@@ -1,8 +1,9 @@
 """Stage ``evaluate@<model>``: generated faces against real ones, offline feature spaces and (where
 the weights are present) Inception.
 
-Writes ``metrics/<model>.json`` (a DVC metric; metrics that cannot be computed here are listed
-under ``unavailable`` with the reason, never given a number), ``metrics/<model>_history.csv`` (one
+Writes ``metrics/<model>.json`` (a DVC metric: numbers only, so ``dvc metrics show`` stays a table),
+``metrics/<model>.status.json`` (metrics that cannot be computed here, with the reason, never given a
+number; read by the report and ``compare``), ``metrics/<model>_history.csv`` (one
 row per evaluated checkpoint, a DVC plot), logs an ``evaluate`` MLflow run and adds the same
 numbers to the model's training run so runs compare side by side.
 """
@@ -16,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pipeline.core.layout import HISTORY_SUFFIX
+from pipeline.core.layout import HISTORY_SUFFIX, STATUS_SUFFIX, status_path
 from pipeline.params import Params
 
 
@@ -69,17 +70,16 @@ def evaluate_checkpoint(params: Params, ckpt: Path, real, names: list[str], devi
     return values, unavailable, step
 
 
-def evaluate_generator(params: Params, name: str) -> dict[str, Any]:
-    """Metrics of the trained ``name`` (no tracking, no files)."""
-    return evaluate_all(params, name)[-1]
-
-
 def evaluate_all(params: Params, name: str) -> list[dict[str, Any]]:
     """One metrics dict per checkpoint scored (final last), each with ``step`` and ``unavailable``."""
     from pipeline.core.datasets import load_faces
     from pipeline.core.device import resolve_device
 
+    from pipeline.core.inputs import require
+    from pipeline.core.layout import index_path
+
     device = resolve_device(params.train.device)
+    require(index_path(params.paths.faces), made_by="crop")
     real = load_faces(params.paths.faces)
     rows = []
     for epoch, ckpt in checkpoints_to_score(Path(params.paths.runs) / name, params.evaluate.every_epochs):
@@ -100,11 +100,42 @@ def history_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+def write_skipped(params: Params, name: str, reason: str) -> dict[str, Any]:
+    """A model train skipped (no labels to condition on): no numbers in ``metrics/<model>.json`` (``{}``,
+    so ``dvc metrics show`` stays numeric), the reason in ``metrics/<model>.status.json``, an empty history."""
+    from pipeline.core.atomic import atomic_open, write_json
+
+    out = Path(params.paths.metrics)
+    write_json(out / f"{name}.json", {})
+    write_status(out, name, {}, skipped=reason)
+    with atomic_open(out / f"{name}{HISTORY_SUFFIX}") as f:
+        f.write(history_csv([]))
+    return {"skipped": reason}
+
+
+def numbers_only(metrics: dict[str, Any]) -> dict[str, float | int]:
+    """What goes into the DVC metrics file: numeric leaves only (reasons go to the status sidecar)."""
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def write_status(metrics_dir: str | Path, name: str, unavailable: dict[str, str], skipped: str | None = None) -> Path:
+    """``metrics/<model>.status.json``: {"unavailable": {metric: reason}} and, for a model that was
+    not trained, {"skipped": reason}."""
+    from pipeline.core.atomic import write_json
+
+    path = status_path(metrics_dir, name)
+    write_json(path, {"unavailable": dict(unavailable), **({"skipped": skipped} if skipped else {})})
+    return path
+
+
 def run_evaluate(params: Params, name: str) -> dict[str, Any]:
     from pipeline.core.atomic import atomic_open, write_json
+    from pipeline.core.inputs import require
     from pipeline.core.tracking import log_into_run, stage_run
 
-    train_info = json.loads((Path(params.paths.runs) / name / "train.json").read_text())
+    train_info = json.loads(require(Path(params.paths.runs) / name / "train.json", made_by=f"train@{name}").read_text())
+    if train_info.get("skipped"):
+        return write_skipped(params, name, train_info["skipped"])
     tags = {"model": name, "data_hash": train_info.get("data_hash", "")}
     if train_info.get("mlflow_run_id"):
         tags["train_run_id"] = train_info["mlflow_run_id"]
@@ -113,7 +144,8 @@ def run_evaluate(params: Params, name: str) -> dict[str, Any]:
         metrics = dict(rows[-1])
         metrics["train_steps"] = train_info["steps"]
         out = Path(params.paths.metrics)
-        write_json(out / f"{name}.json", metrics)
+        write_json(out / f"{name}.json", numbers_only(metrics))
+        write_status(out, name, metrics["unavailable"])
         with atomic_open(out / f"{name}{HISTORY_SUFFIX}") as f:
             f.write(history_csv(rows))
         numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
