@@ -10,6 +10,8 @@ from pathlib import Path
 
 # scrape -> paths.raw
 MANIFEST = "manifest.parquet"        # one row per kept image: id, md5, ext, size, origin, post metadata
+FOLDER_LABEL = "label:"              # manifest columns label:<attribute> (or label:tags): a labelled folder's raw values
+FOLDER_LABEL_ORIGIN = "label_origin"  # where those values were read (a folder, or a CSV and its line)
 # crop -> paths.faces
 INDEX = "index.parquet"              # one row per face: face_id, source_id, md5, box, score, path, ...
 SOURCES = "sources.parquet"          # one row per raw image: outcome, face count, crop config digest
@@ -21,6 +23,7 @@ CHECKPOINT = "checkpoint.pt"
 TRAIN_SUMMARY = "train.json"
 # evaluate -> paths.metrics/<model>.json and its history
 HISTORY_SUFFIX = "_history.csv"
+STATUS_SUFFIX = ".status.json"       # why metrics are missing ({"unavailable": {metric: reason}, "skipped": reason})
 
 
 def manifest_path(raw_dir: str | Path) -> Path:
@@ -41,6 +44,11 @@ def checkpoint_path(runs_dir: str | Path, model: str) -> Path:
 
 def metrics_path(metrics_dir: str | Path, model: str) -> Path:
     return Path(metrics_dir) / f"{model}.json"
+
+
+def status_path(metrics_dir: str | Path, model: str) -> Path:
+    """The sidecar of ``metrics_path``: reasons (strings) kept out of the DVC metrics file, which holds numbers only."""
+    return Path(metrics_dir) / f"{model}{STATUS_SUFFIX}"
 
 
 def history_path(metrics_dir: str | Path, model: str) -> Path:

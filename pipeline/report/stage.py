@@ -16,26 +16,33 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.layout import status_path
 from pipeline.params import Params
-from pipeline.report.table import UNRANKED_NOTE, best, cell, columns, direction, is_best, unranked_note
+from pipeline.report.table import UNRANKED_NOTE, best, cell, columns, direction, is_best, reason_notes, unranked_note
 
 STEP_PLOT_KEYS = ("ssl_fd", "fid", "ssl_kid", "kid", "c2st_acc", "diversity_ratio", "attr_acc")
 
 
 def collect(params: Params) -> list[dict[str, Any]]:
     """Per enabled model: its metrics, history rows and the paths of its latest sample grid and loss chart."""
+    from pipeline.core.inputs import require
+
     rows = []
     for name in params.train.enabled:
         metrics_path = Path(params.paths.metrics) / f"{name}.json"
-        if not metrics_path.exists():
-            raise FileNotFoundError(f"{metrics_path} is missing; run python -m pipeline evaluate {name}")
+        require(metrics_path, made_by=f"evaluate@{name}")
         run = Path(params.paths.runs) / name
         grids = sorted((run / "samples").glob("*.png"))
         hist_path = Path(params.paths.metrics) / f"{name}_history.csv"
         history = list(csv.DictReader(hist_path.open())) if hist_path.exists() else []
         spec = params.model(name)
-        rows.append({"model": name, "arch": spec.arch, "ranked": spec.family != "sketch", "metrics": json.loads(metrics_path.read_text()),
-                     "grid": grids[-1] if grids else None, "losses": run / "losses.png", "history": history})
+        metrics = json.loads(metrics_path.read_text())
+        status_file = status_path(params.paths.metrics, name)  # reasons live beside the numbers, not in them
+        status = json.loads(status_file.read_text()) if status_file.exists() else {}
+        metrics["unavailable"] = {**metrics.get("unavailable", {}), **status.get("unavailable", {})}
+        rows.append({"model": name, "arch": spec.arch, "ranked": spec.family != "sketch", "metrics": metrics,
+                     "skipped": status.get("skipped"), "grid": grids[-1] if grids else None, "losses": run / "losses.png",
+                     "history": history})
     return rows
 
 
@@ -64,22 +71,27 @@ def plot_history(history: list[dict[str, str]], png: Path, title: str) -> Path |
 def render_markdown(title: str, rows: list[dict[str, Any]], images: dict[str, dict[str, str]]) -> str:
     keys = columns(rows)
     marks = {k: best(rows, k) for k in keys}
-    lines = [f"# {title}", "", "Best per column in **bold** (" + "; ".join(
+    shared, own = reason_notes(rows)
+    lines = [f"# {title}", ""]
+    if shared:  # each distinct reason once, before the numbers it explains
+        lines += ["Not measured here:", "", *(f"- {k} unavailable for {who}: {reason}" for k, reason, who in shared), ""]
+    lines += ["Best per column in **bold** (" + "; ".join(
         f"{k}: {direction(k)}" for k in keys if direction(k)) + "). " + UNRANKED_NOTE + unranked_note(rows), "",
         "| model | arch | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
-    notes: dict[tuple[str, str], list[str]] = {}  # (column, reason) -> models: one line per distinct reason
     for r in rows:
+        if r.get("skipped"):
+            lines.append(f"| {r['model']} | {r['arch']} | not trained: {r['skipped']} |" + " |" * max(len(keys) - 1, 0))
+            continue
         cells = []
         for k in keys:
-            text, reason = cell(r, k)
-            if reason:
-                notes.setdefault((k, reason), []).append(r["model"])
+            text, _ = cell(r, k)
             cells.append(f"**{text}**" if is_best(r, k, marks) else text)
         lines.append(f"| {r['model']} | {r['arch']} | " + " | ".join(cells) + " |")
-    if notes:
-        lines += ["", *(f"- {k} unavailable for {', '.join(models)}: {reason}" for (k, reason), models in notes.items())]
     for r in rows:
         lines += ["", f"## {r['model']}", ""]
+        if r.get("skipped"):
+            lines += [f"Not trained: {r['skipped']}", ""]
+        lines += [f"- {k} unavailable: {reason}" for k, reason in own.get(r["model"], [])]
         for label, key in (("latest samples", "grid"), ("losses", "losses"), ("metrics vs step", "steps")):
             if key in images[r["model"]]:
                 lines.append(f"![{r['model']} {label}]({images[r['model']][key]})")
@@ -95,8 +107,13 @@ def render_html(title: str, rows: list[dict[str, Any]], images: dict[str, dict[s
     keys = columns(rows)
     marks = {k: best(rows, k) for k in keys}
     head = "".join(f'<th title="{e(direction(k) or "not ranked")} is better">{e(k)}</th>' for k in keys)
+    shared, own = reason_notes(rows)
     body = []
     for r in rows:
+        if r.get("skipped"):
+            body.append(f"<tr><th>{e(r['model'])}</th><td>{e(r['arch'])}</td>"
+                        f'<td class="skipped" colspan="{max(len(keys), 1)}">not trained: {e(r["skipped"])}</td></tr>')
+            continue
         tds = []
         for k in keys:
             text, reason = cell(r, k)
@@ -110,14 +127,18 @@ def render_html(title: str, rows: list[dict[str, Any]], images: dict[str, dict[s
                        f"<figcaption>{label}</figcaption></figure>"
                        for label, key in (("latest samples", "grid"), ("losses", "losses"), ("metrics vs step", "steps"))
                        if key in images[r["model"]])
-        reasons = "".join(f"<li>{e(m)}: unavailable: {e(why)}</li>" for m, why in r["metrics"].get("unavailable", {}).items())
+        reasons = "".join(f"<li>{e(m)} unavailable: {e(why)}</li>" for m, why in own.get(r["model"], []))
+        if r.get("skipped"):
+            reasons = f"<li>not trained: {e(r['skipped'])}</li>" + reasons
         sections.append(f'<section id="model-{e(r["model"])}"><h2>{e(r["model"])}</h2>'
                         f"{'<ul>' + reasons + '</ul>' if reasons else ''}{figs}</section>")
+    top_list = "".join(f"<li>{e(k)} unavailable for {e(who)}: {e(reason)}</li>" for k, reason, who in shared)
     style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-             "padding:.3em .6em;text-align:right}td.best{background:#dfd}td.na{color:#999}"
+             "padding:.3em .6em;text-align:right}td.best{background:#dfd}td.na{color:#999}td.skipped{text-align:left;color:#a40}"
              "figure{display:inline-block;margin:.5em;vertical-align:top}img{max-width:640px;image-rendering:pixelated}")
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
             f"<style>{style}</style></head><body><h1>{e(title)}</h1>"
+            + (f'<div id="unavailable"><p>Not measured here:</p><ul>{top_list}</ul></div>' if shared else "") +
             f"<p>Best per column in bold on green. {e(UNRANKED_NOTE + unranked_note(rows))}</p>"
             f'<div style="overflow-x:auto"><table id="metrics"><thead><tr><th>model</th><th>arch</th>{head}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table></div>{''.join(sections)}</body></html>\n")

@@ -64,6 +64,25 @@ def unranked_note(rows: list[dict[str, Any]]) -> str:
             "shown, not ranked against models that draw from noise.")
 
 
+def reason_notes(rows: list[dict[str, Any]]) -> tuple[list[tuple[str, str, str]], dict[str, list[tuple[str, str]]]]:
+    """(shared, own): each distinct (metric, reason) once. A reason several models share (weights that
+    cannot be fetched here) goes to the top of the page as (metric, reason, "every model" or their names);
+    a reason only one model has stays with that model, as (metric, reason) under its name."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for r in rows:
+        for metric, reason in r["metrics"].get("unavailable", {}).items():
+            groups.setdefault((metric, reason), []).append(r["model"])
+    everyone = [r["model"] for r in rows if not r.get("skipped")]
+    shared, own = [], {}
+    for (metric, reason), models in groups.items():
+        if len(models) > 1 or len(rows) == 1:
+            who = ("every trained model" if len(everyone) < len(rows) else "every model") if models == everyone else ", ".join(models)
+            shared.append((metric, reason, who))
+        else:
+            own.setdefault(models[0], []).append((metric, reason))
+    return shared, own
+
+
 def cell(row: dict[str, Any], key: str) -> tuple[str, str | None]:
     """(text, reason shown on hover / in a footnote when unavailable)."""
     v = row["metrics"].get(key)

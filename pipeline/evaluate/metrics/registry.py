@@ -62,14 +62,14 @@ def inception(ctx: EvalContext) -> dict[str, float]:
     """FID, KID, IS, precision/recall (torch-fidelity); unavailable without the weights."""
     from pipeline.core.cache import cache_dir
     from pipeline.evaluate.metrics import inception as inc
-    from pipeline.evaluate.metrics.weights import inception_weights
+    from pipeline.evaluate.metrics.weights import WeightsUnavailable, inception_weights
 
     cfg = ctx.params.inception
     weights = inception_weights(cfg)
     try:
         net = inc.load_extractor(weights, ctx.device)
     except Exception as e:  # a truncated or foreign file that passed no checksum (offline copies)
-        raise MetricUnavailable(f"{weights} is not a usable Inception state_dict: {type(e).__name__}: {e}") from None
+        raise WeightsUnavailable(f"{weights} is not a usable Inception state_dict: {type(e).__name__}: {e}") from None
     bs = min(ctx.params.batch_size, 64)
     real = inc.real_features_cached(net, ctx.real, ctx.real_digest, weights, bs, ctx.device,
                                     cache_dir() / "inception" / "reference")
@@ -98,16 +98,93 @@ METRICS: dict[str, MetricFn] = {
 }
 
 
+# Reasons that hold for every model (weights that cannot be fetched), keyed by metric and params:
+# this process's, and with $BOORUGAN_PIPELINE_RUN set a marker in the cache shared by the stage
+# processes of one pipeline run (`dvc repro` runs each evaluate@<model> in its own process).
+_KNOWN: dict[str, str] = {}
+
+
+def _key(name: str, ctx: EvalContext) -> str:
+    """The metric under these params and this cache (where its weights would be)."""
+    import hashlib
+
+    from pipeline.core.cache import cache_dir
+
+    blob = f"{ctx.params.model_dump_json()}|{cache_dir()}"
+    return f"{name}:{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+
+def _marker():
+    import hashlib
+    import os
+
+    from pipeline.core.cache import cache_dir
+
+    run = os.environ.get("BOORUGAN_PIPELINE_RUN")
+    return cache_dir() / "unavailable" / f"{hashlib.sha256(run.encode()).hexdigest()[:24]}.json" if run else None
+
+
+def known_unavailable(key: str) -> str | None:
+    """The reason already found for ``key`` in this process or pipeline run, else None."""
+    import json
+
+    if key in _KNOWN:
+        return _KNOWN[key]
+    marker = _marker()
+    if marker is not None and marker.is_file():
+        try:
+            found = json.loads(marker.read_text()).get(key)
+        except (OSError, ValueError):
+            return None
+        if isinstance(found, str):
+            _KNOWN[key] = found
+            return found
+    return None
+
+
+def remember_unavailable(key: str, reason: str) -> None:
+    import json
+
+    from pipeline.core.atomic import write_json
+
+    _KNOWN[key] = reason
+    marker = _marker()
+    if marker is None:
+        return
+    try:
+        seen = json.loads(marker.read_text()) if marker.is_file() else {}
+    except (OSError, ValueError):
+        seen = {}
+    write_json(marker, {**seen, key: reason})
+
+
+def forget_unavailable() -> None:
+    """Try every metric again (weights were put in place since)."""
+    _KNOWN.clear()
+
+
 def compute(names: list[str], ctx: EvalContext) -> tuple[dict[str, float], dict[str, str]]:
-    """(values, unavailable): each metric's numbers, or the reason it has none."""
+    """(values, unavailable): each metric's numbers, or the reason it has none. A metric whose
+    weights cannot be had is tried and warned about once per process / pipeline run."""
     unknown = [n for n in names if n not in METRICS]
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; known: {sorted(METRICS)}")
+    from pipeline.evaluate.metrics.weights import WeightsUnavailable
+
     out: dict[str, float] = {}
     unavailable: dict[str, str] = {}
     for n in names:
+        key = _key(n, ctx)
+        if (why := known_unavailable(key)) is not None:
+            log.info("metric %s unavailable (reported above, not tried again)", n)
+            unavailable[n] = why
+            continue
         try:
             out.update(METRICS[n](ctx))
+        except WeightsUnavailable as e:
+            log.warning("metric %s unavailable: %s", n, e)
+            unavailable[n] = str(e)
+            remember_unavailable(key, str(e))
         except MetricUnavailable as e:
             log.warning("metric %s unavailable: %s", n, e)
             unavailable[n] = str(e)

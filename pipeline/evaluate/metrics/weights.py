@@ -1,7 +1,9 @@
 """The Inception weights on disk: an offline copy, the cache, or a checksum-verified download.
 
-Anything that stops us from having the exact file raises ``MetricUnavailable`` with the reason and
+Anything that stops us from having the exact file raises ``WeightsUnavailable`` with the reason and
 what to do, so evaluate reports the Inception metrics as unavailable instead of failing or faking them.
+The reason holds for every model evaluated with the same params, so the registry tries once per
+process (and per pipeline run) and reports it once.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from pipeline.evaluate.metrics.errors import MetricUnavailable
 from pipeline.params import InceptionParams
 
 log = logging.getLogger(__name__)
+
+
+class WeightsUnavailable(MetricUnavailable):
+    """The metric's weights cannot be had here: the same for every model, so tried and reported once."""
 
 
 def expected_sha256(cfg: InceptionParams) -> str | None:
@@ -43,18 +49,18 @@ def inception_weights(cfg: InceptionParams, cache: Path | None = None) -> Path:
     if cfg.weights_path:
         path = Path(cfg.weights_path)
         if not path.is_file():
-            raise MetricUnavailable(f"evaluate.inception.weights_path {path} does not exist")
+            raise WeightsUnavailable(f"evaluate.inception.weights_path {path} does not exist")
         try:
             verify(path, sha if cfg.sha256 else None)  # an offline copy may be any file name: check only a given sha
         except DownloadError as e:
-            raise MetricUnavailable(str(e)) from None
+            raise WeightsUnavailable(str(e)) from None
         return path
     name = cfg.url.rsplit("/", 1)[-1]
     path = (cache or cache_dir() / "inception") / name
     if path.is_file():
         return path
     if not cfg.download:
-        raise MetricUnavailable(f"Inception weights not found at {path} and evaluate.inception.download is false; "
+        raise WeightsUnavailable(f"Inception weights not found at {path} and evaluate.inception.download is false; "
                                 f"put {name} there or set evaluate.inception.weights_path")
     staging = path.with_name(name + ".unverified")
     try:
@@ -62,7 +68,7 @@ def inception_weights(cfg: InceptionParams, cache: Path | None = None) -> Path:
         verify(staging, sha)
     except DownloadError as e:
         staging.unlink(missing_ok=True)
-        raise MetricUnavailable(f"Inception weights could not be fetched ({e}); copy {name} to {path} or set "
+        raise WeightsUnavailable(f"Inception weights could not be fetched ({e}); copy {name} to {path} or set "
                                 "evaluate.inception.weights_path") from None
     staging.replace(path)
     log.info("Inception weights verified and cached at %s", path)
