@@ -13,8 +13,22 @@ from typing import Callable
 from pipeline.stages import BY_NAME, STAGES
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+class _ParamsOrShow(argparse.Action):
+    """``compare --params FILE`` names the params file as everywhere; a bare ``--params`` adds the params that differ."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if values is None:
+            namespace.show_params = True
+        else:
+            namespace.params = values
+
+
+def _common(p: argparse.ArgumentParser, bare_params: bool = False) -> None:
+    if bare_params:
+        p.add_argument("--params", nargs="?", action=_ParamsOrShow, default="params.yaml", metavar="FILE",
+                       help="params file (default: %(default)s); without FILE: add the params that differ between the rows")
+    else:
+        p.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     p.add_argument("-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a param for this run, e.g. -S train.models.dcgan.lr=1e-4 (repeatable)")
 
@@ -93,17 +107,20 @@ def _report(args, params) -> None:
 
 
 def _compare(args, params) -> None:
-    from pipeline.report.compare import compare_runs
     from pipeline.core.errors import StageError
+    from pipeline.report.compare import compare_runs, render, status_notes
 
+    show = "all" if args.all else "params" if args.show_params else "default"
     try:
-        table = compare_runs(params, args.model, args.since)
+        table = compare_runs(params, args.model, args.since, show=show, latest=not args.every_run)
+        if table.empty and args.format == "table":
+            print("compare: no training runs match")
+            return
+        shown = list(table["model"])
+        notes = status_notes(params, shown, also=[m for m in params.train.enabled if m not in shown and not args.model])
+        print(render(table, args.format, notes=notes, fit_width=show == "default"))
     except ValueError as e:  # a --since that is no date
         raise StageError(str(e)) from None
-    if table.empty:
-        print("compare: no training runs match")
-    else:
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
 
 def _flow(args, params) -> None:
@@ -134,6 +151,10 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
 def _compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="only this model's runs")
     p.add_argument("--since", help="only runs started on or after this date (YYYY-MM-DD or ISO time, UTC)")
+    p.add_argument("--all", action="store_true", help="every param and metric (wide)")
+    p.add_argument("--every-run", action="store_true", help="every training run, not only each model's latest")
+    p.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table")
+    p.set_defaults(show_params=False)
 
 
 _PRINTERS: dict[str, Callable] = {"scrape": _scrape, "crop": _crop, "tag": _tag, "labels": _labels, "train": _train,
@@ -145,7 +166,7 @@ COMMANDS: dict[str, tuple[str, Callable, bool]] = {
     "sample": ("write a grid of faces from a trained model (conditional: --tags)", _sample, True),
     "report": (BY_NAME["report"].help, _report, False),
     "flow": ("run every stage in order as one Prefect flow", _flow, False),
-    "compare": ("the experiment's training runs as a table from MLflow (params that differ, metrics)", _compare, False),
+    "compare": ("every model's latest training run from MLflow, best first (--params, --all, --format)", _compare, False),
     "refresh": ("one incremental refresh flow run: new posts -> faces -> tags -> retrain what changed", _refresh, False),
     "serve": ("serve the refresh (scheduled) and pipeline deployments from this machine", _serve, False),
 }
@@ -161,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         if takes_model:
             p.add_argument("model", help="a key of train.models in params.yaml")
-        _common(p)
+        _common(p, bare_params=name == "compare")
         EXTRA_ARGS.get(name, lambda _: None)(p)
     return parser
 

@@ -105,10 +105,11 @@ def test_compare_lists_runs_with_differing_params_and_eval_metrics(world):
     from pipeline.report.compare import compare_runs
 
     _, params, metrics, _ = world
-    table = compare_runs(params)
+    table = compare_runs(params, show="params")
     mine = table[table["model"].isin(["dcgan", "wide"])].head(2)
     assert set(mine["model"]) == {"dcgan", "wide"}
     assert "net.ngf" in table.columns and "eval_ssl_fd" in table.columns
+    assert "net.ngf" not in compare_runs(params).columns  # the default view: the few columns a reader needs
     assert mine.set_index("model").loc["wide", "eval_ssl_fd"] == pytest.approx(metrics["wide"]["ssl_fd"])
     assert set(compare_runs(params, model="wide")["model"]) == {"wide"}
     assert compare_runs(params, since="2999-01-01").empty
