@@ -2,6 +2,9 @@
 
     python bench/crop_quality.py [--data ../shared/data/illustrations] [--detectors animeface@full,...]
 
+A detector spec is ``name@detect side[:up<side>][:retry<side>]``: ``animeface@512:up512:retry1024``
+is the stage's default (crop.detect_max_side, crop.detect_min_side, crop.retry_side).
+
 Recall and precision count one-to-one matches at IoU >= 0.3 on the pictures whose
 ``face_boxes.json`` entry is ``complete`` (every visible face boxed), after the stage's own
 ``min_score`` / ``min_face`` filters (CropParams defaults). Speed is images per CPU-second of
@@ -45,9 +48,25 @@ def match(dets: list[Box], truth: list[Box], thr: float = 0.3) -> int:
 
 
 def parse_spec(spec: str) -> tuple[str, int | None]:
-    """``animeface@512`` -> ("animeface", 512); ``@full`` -> None (full resolution)."""
-    name, _, side = spec.partition("@")
+    """``animeface@512`` -> ("animeface", 512); ``@full`` -> None (full resolution). Options after
+    the side (see :func:`parse_options`) are not part of it."""
+    name, _, rest = spec.partition("@")
+    side = rest.split(":")[0]
     return name, None if side in ("", "full") else int(side)
+
+
+def parse_options(spec: str) -> dict[str, int]:
+    """``animeface@512:up512:retry1024`` -> {"min_side": 512, "retry_side": 1024}: upscale pictures
+    smaller than 512 for detection, search again at 1024 where nothing was found."""
+    out = {}
+    for opt in spec.partition("@")[2].split(":")[1:]:
+        for prefix, key in (("up", "min_side"), ("retry", "retry_side")):
+            if opt.startswith(prefix) and opt[len(prefix):].isdigit():
+                out[key] = int(opt[len(prefix):])
+                break
+        else:
+            raise ValueError(f"unknown option {opt!r} in {spec!r}: use up<side> or retry<side>")
+    return out
 
 
 def run(data: Path, specs: list[str], cascade: Path | None) -> list[dict]:
@@ -67,7 +86,8 @@ def run(data: Path, specs: list[str], cascade: Path | None) -> list[dict]:
     rows = []
     for spec in specs:
         name, side = parse_spec(spec)
-        detect = get_detector(name, side, cascade)
+        keep = lambda b: b.score >= p.min_score and min(b.w, b.h) >= p.min_face  # noqa: E731 - the stage's filters
+        detect = get_detector(name, side, cascade, accept=keep, **parse_options(spec))
         detect(images[min(images, key=lambda n: images[n].size[0] * images[n].size[1])])  # warm up (model load)
         tp = fp = fn = 0
         cpu = 0.0
@@ -109,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     specs = [s.strip() for s in args.detectors.split(",") if s.strip()]
     cascade = args.cascade
-    if cascade is None and any(parse_spec(s)[0] == "lbpcascade" for s in specs):
+    if cascade is None and any(parse_spec(s)[0] in ("lbpcascade", "ensemble") for s in specs):
         local = args.data.parent / "cascade" / "lbpcascade_animeface.xml"
         if local.is_file():
             cascade = local

@@ -24,7 +24,7 @@ from pipeline.params import CropParams
 
 log = logging.getLogger(__name__)
 # Bump when the code changes what one config produces, so old faces are redone, not trusted.
-CROP_VERSION = 2
+CROP_VERSION = 3  # 3: small pictures upscaled, a second pass where none was found
 FACE_FILE = re.compile(r"^[0-9a-f]{16}_\d+\.(png|webp|jpg)$")
 INDEX_COLUMNS = ["face_id", "source_id", "md5", "x", "y", "w", "h", "score", "detector", "size", "path",
                  "crop_left", "crop_top", "crop_side", "border", "dhash"]
@@ -75,8 +75,10 @@ def config_digest(params: CropParams) -> str:
     ``workers``, nor ``dedupe_distance`` (deduplication reruns over all faces every time), nor
     the cascade settings unless the cascade is the detector."""
     exclude = {"workers", "dedupe_distance"}
-    if params.detector != "lbpcascade":
-        exclude |= {"cascade_file", "cascade_url", "cascade_sha256"}
+    if params.detector not in ("lbpcascade", "ensemble"):
+        exclude |= {"cascade_file", "cascade_url", "cascade_sha256", "ensemble_iou"}
+    elif params.detector == "lbpcascade":
+        exclude.add("ensemble_iou")
     blob = json.dumps({"v": CROP_VERSION, **params.model_dump(exclude=exclude)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -135,14 +137,14 @@ _WORKER: dict = {}
 
 
 def _init_worker(params: dict, cascade: str | None, out: str) -> None:
-    from pipeline.crop.detectors import get_detector
+    from pipeline.crop.detectors import from_params
 
     p = CropParams.model_validate(params)
-    _WORKER.update(params=p, out=Path(out), detect=get_detector(p.detector, p.detect_max_side, cascade))
+    _WORKER.update(params=p, out=Path(out), detect=from_params(p, cascade))
 
 
 def _init_pool_worker(params: dict, cascade: str | None, out: str) -> None:
-    if params["detector"] == "lbpcascade":
+    if params["detector"] in ("lbpcascade", "ensemble"):
         import cv2
 
         cv2.setNumThreads(1)  # one process per core already; OpenCV threads would oversubscribe
@@ -178,10 +180,10 @@ def run_tasks(tasks: list[tuple[str, str, str]], params: CropParams, cascade: Pa
 def crop_shard(params: dict, cascade: str | None, out: str, tasks: list[tuple[str, str, str]]) -> list[Outcome]:
     """Process one shard of images in this thread with its own detector (no shared worker state,
     so several shards can run in one Dask worker process)."""
-    from pipeline.crop.detectors import get_detector
+    from pipeline.crop.detectors import from_params
 
     p = CropParams.model_validate(params)
-    detect = get_detector(p.detector, p.detect_max_side, cascade)
+    detect = from_params(p, cascade)
     return [process_source(md5, sid, Path(path), detect, p, Path(out)) for md5, sid, path in tasks]
 
 
@@ -263,10 +265,10 @@ def crop(params: CropParams, raw_dir: str | Path, out_dir: str | Path, map_shard
     from pipeline.core.atomic import write_parquet
     from pipeline.core.layout import MANIFEST
 
+    from pipeline.core.inputs import require
+
     raw, out = Path(raw_dir), Path(out_dir)
-    if not (raw / MANIFEST).is_file():
-        raise StageError(f"{raw / MANIFEST} does not exist; run the scrape stage first (python -m pipeline scrape)")
-    manifest = pd.read_parquet(raw / MANIFEST).drop_duplicates("md5")
+    manifest = pd.read_parquet(require(raw / MANIFEST, made_by="scrape")).drop_duplicates("md5")
     params = effective(params)
     digest = config_digest(params)
     out.mkdir(parents=True, exist_ok=True)
@@ -282,7 +284,7 @@ def crop(params: CropParams, raw_dir: str | Path, out_dir: str | Path, map_shard
     tasks = [(r.md5, str(r.id), str(raw / r.path)) for r in manifest.itertuples(index=False) if r.md5 not in done]
 
     cascade = None
-    if params.detector == "lbpcascade" and tasks:
+    if params.detector in ("lbpcascade", "ensemble") and tasks:
         from pipeline.crop.cascade import ensure_cascade
 
         cascade = ensure_cascade(params.cascade_url, params.cascade_sha256, params.cascade_file)

@@ -7,7 +7,11 @@ One row per face (faces with fewer than ``labels.min_known`` known attributes dr
   (strings rather than bools so "not known" is representable, as in the groups);
 - ``multi_hot``: list of 0/1 ints in the order of ``labels_vocab.json["multi_hot"]`` (a slot per
   group value, then one per binary attribute; an unknown group is all zeros, unknown binary 0);
-- ``source_<attribute>``: ``"manual"``, ``"danbooru"``, ``"i2v"`` or ``"none"``.
+- ``source_<attribute>``: ``"manual"``, ``"folder"``, ``"danbooru"``, ``"i2v"`` or ``"none"``.
+
+From a labelled folder (``scrape.source: folder``, pipeline/scrape/sources/folder.py): the values its
+``<attribute>=<value>`` subfolders, class folders or CSV gave the source image, for every face cut
+from it; checked against the vocabulary here, each problem named with its folder or CSV line.
 
 From Danbooru (faces cropped from a Danbooru post): the post's general tags, which people tagged
 by hand. A group takes its value when exactly one of its tags is on the post (two hair colours on a
@@ -17,7 +21,7 @@ face: on a post with several, the tags say nothing about which face has them.
 
 From the tagger: a group takes its most likely value when p > ``labels.threshold``, else unknown;
 a binary attribute is yes when p > threshold, else no (make.girls.moe's rule). ``labels.precedence``
-says which source wins where several have a value (by default manual, then danbooru, then i2v). Disagreements between a manual value and a
+says which source wins where several have a value (by default manual, folder, danbooru, then i2v). Disagreements between a manual value and a
 confident tagger (p >= ``labels.conflict_confidence`` for its value, or <= 1 - that for a binary
 "no") go to ``paths.label_conflicts``; that file sits in data/, not reports/, because the report stage
 owns and replaces the whole reports/ folder.
@@ -44,12 +48,13 @@ class LabelsResult:
     manual_faces: int = 0
     tagged_faces: int = 0
     danbooru_faces: int = 0
+    folder_faces: int = 0
     conflicts: int = 0
     balance: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, int]:
         return {"faces": self.faces, "dropped": self.dropped, "manual_faces": self.manual_faces,
-                "tagged_faces": self.tagged_faces, "danbooru_faces": self.danbooru_faces, "conflicts": self.conflicts}
+                "tagged_faces": self.tagged_faces, "danbooru_faces": self.danbooru_faces, "folder_faces": self.folder_faces, "conflicts": self.conflicts}
 
 
 def tagger_values(probs: dict[str, float], vocab: VocabularyParams, threshold: float) -> dict[str, tuple[str, float]]:
@@ -98,6 +103,74 @@ def danbooru_labels(index, manifest, vocab: VocabularyParams) -> dict[str, dict[
             for fid, md5 in zip(index.loc[alone, "face_id"], index.loc[alone, "md5"]) if md5 in tags.index}
 
 
+def folder_values(raw: dict[str, str], lookup, vocab: VocabularyParams) -> tuple[dict[str, str], list[str]]:
+    """(attribute -> value, problems) from one image's raw folder labels (attribute or ``tags`` -> text),
+    checked as labels/manual.csv's cells are (pipeline/labels/manual.py)."""
+    import re
+
+    from pipeline.core.vocab import normalise_tag
+    from pipeline.labels.manual import _suggest
+
+    values, problems = {}, []
+    attrs = attributes(vocab)
+
+    def put(attr: str, value: str) -> None:
+        if values.get(attr, value) != value:
+            problems.append(f"{attr} given as both {values[attr]!r} and {value!r}")
+        values[attr] = value
+
+    for col, text in raw.items():
+        attr = re.sub(r"[\s-]+", "_", col.strip().lower())
+        if attr == "tags":
+            for tag in re.split(r"[,;|]", text):
+                t = normalise_tag(tag)
+                if not t:
+                    continue
+                if t not in lookup.by_tag:
+                    problems.append(f"unknown tag {tag.strip()!r}{_suggest(t, lookup.by_tag)}")
+                else:
+                    put(*lookup.by_tag[t])
+            continue
+        if attr not in attrs:
+            problems.append(f"unknown attribute {col!r}{_suggest(attr, attrs)}; tag.vocabulary has {', '.join(attrs)}")
+            continue
+        try:
+            v = lookup.column_value(attr, text)
+        except ValueError as e:
+            problems.append(str(e))
+            continue
+        if v is not None:
+            put(attr, v)
+    return values, problems
+
+
+def folder_labels(index, manifest, vocab: VocabularyParams) -> dict[str, dict[str, str]]:
+    """face_id -> values a labelled ``scrape.folder`` gave its source image (every face cropped from it).
+    Every problem, with the folder or the CSV line it came from, is reported at once."""
+    from pipeline.core.layout import FOLDER_LABEL, FOLDER_LABEL_ORIGIN
+    from pipeline.labels.manual import _Lookup
+
+    cols = [c for c in (manifest.columns if manifest is not None else []) if c.startswith(FOLDER_LABEL)]
+    if not cols:
+        return {}
+    lookup = _Lookup(vocab)
+    by_md5: dict[str, dict[str, str]] = {}
+    problems: dict[str, None] = {}  # ordered set: a folder's problem once, not once per image
+    for row in manifest.drop_duplicates("md5").to_dict("records"):
+        raw = {c[len(FOLDER_LABEL):]: str(row[c]) for c in cols if isinstance(row[c], str) and row[c].strip()}
+        if not raw:
+            continue
+        values, bad = folder_values(raw, lookup, vocab)
+        problems.update((f"{row.get(FOLDER_LABEL_ORIGIN) or row.get('origin')}: {b}", None) for b in bad)
+        by_md5[row["md5"]] = values
+    if problems:
+        shown = list(problems)[:50]
+        raise StageError(f"the labelled scrape.folder has {len(problems)} problem(s); nothing was written:\n"
+                         + "\n".join(f"  {p}" for p in shown) + "\nrename the folders or fix the CSV, then run the scrape "
+                         "stage again (python -m pipeline scrape, or dvc repro)")
+    return {fid: by_md5[md5] for fid, md5 in zip(index["face_id"], index["md5"]) if md5 in by_md5}
+
+
 def merge_face(by_source: dict[str, dict[str, str]], precedence: list[str],
                vocab: VocabularyParams) -> tuple[dict[str, str], dict[str, str]]:
     """(values, sources) for one face: per attribute the first source in ``precedence`` that knows it."""
@@ -120,11 +193,10 @@ def multi_hot(values: dict[str, str], vocab: VocabularyParams) -> list[int]:
 def read_tags(path: Path, vocab: VocabularyParams):
     import pandas as pd
 
+    from pipeline.core.inputs import require
     from pipeline.core.layout import PROB_PREFIX
 
-    if not path.exists():
-        raise StageError(f"{path} does not exist: run the tag stage first (python -m pipeline tag)")
-    table = pd.read_parquet(path)
+    table = pd.read_parquet(require(path, made_by="tag"))
     missing = [t for t in vocab.tags() if PROB_PREFIX + t not in table.columns]
     if missing:
         raise StageError(f"{path} has no probabilities for {missing}: the vocabulary changed since it was "
@@ -144,7 +216,9 @@ def labels(params: LabelsParams, vocab: VocabularyParams, paths: PathsParams) ->
     from pipeline.core.layout import PROB_PREFIX
 
     faces_dir, tags_path, raw_dir = paths.faces, paths.tags, paths.raw
-    index = pd.read_parquet(Path(faces_dir) / INDEX)
+    from pipeline.core.inputs import require
+
+    index = pd.read_parquet(require(Path(faces_dir) / INDEX, made_by="crop"))
     manifest_path = Path(raw_dir) / MANIFEST if raw_dir else None
     manifest = pd.read_parquet(manifest_path) if manifest_path and manifest_path.exists() else None
     manual = read_manual(params.manual, vocab, index, manifest)  # raises before anything is written
@@ -153,8 +227,9 @@ def labels(params: LabelsParams, vocab: VocabularyParams, paths: PathsParams) ->
                      for r in tags.to_dict("records")}
 
     booru = danbooru_labels(index, manifest, vocab) if "danbooru" in params.precedence else {}
+    folder = folder_labels(index, manifest, vocab) if "folder" in params.precedence else {}
     result = LabelsResult(manual_faces=len(manual), tagged_faces=sum(f in probs_by_face for f in index["face_id"]),
-                          danbooru_faces=len(booru))
+                          danbooru_faces=len(booru), folder_faces=len(folder))
     rows, conflicts = [], []
     attrs = attributes(vocab)
     for fid in index["face_id"]:
@@ -162,7 +237,8 @@ def labels(params: LabelsParams, vocab: VocabularyParams, paths: PathsParams) ->
         mvals = label.values if label else {}
         probs = probs_by_face.get(fid)
         tagged = tagger_values(probs, vocab, params.threshold) if probs is not None else None
-        values, sources = merge_face({"manual": mvals, "danbooru": booru.get(fid, {}), "i2v": known_tagged(tagged)},
+        values, sources = merge_face({"manual": mvals, "folder": folder.get(fid, {}), "danbooru": booru.get(fid, {}),
+                                      "i2v": known_tagged(tagged)},
                                      params.precedence, vocab)
         if tagged is not None:
             for attr, m in mvals.items():

@@ -40,14 +40,20 @@ def run_train(params: Params, name: str) -> dict[str, Any]:
 def _train(params: Params, name: str, spec: ModelSpec, fast: FastOptions, dist: Dist) -> dict[str, Any]:
     """One process's share: every rank trains; rank 0 alone tracks and writes (pipeline/train/distributed.py)."""
     from pipeline.core.atomic import write_json
-    from pipeline.core.datasets import load_faces, load_labels, sketches_of
+    from pipeline.core.datasets import load_faces, sketches_of
+    from pipeline.core.inputs import require
+    from pipeline.core.layout import index_path
     from pipeline.core.plots import plot_losses
     from pipeline.core.tracking import MLflowCallback, stage_run
     from pipeline.train.loop import train
 
+    require(index_path(params.paths.faces), made_by="crop")
     faces = load_faces(params.paths.faces)
-    labels = (load_labels(faces, spec.conditioning, params.paths.labels, params.paths.faces, params.paths.raw)
-              if spec.conditioning else None)
+    labels = None
+    if spec.conditioning:
+        spec, labels, skipped = conditioning_labels(params, name, spec, faces)
+        if skipped:
+            return skip(params, name, skipped, dist)
     sketches = sketches_of(faces.images, spec.sketch) if spec.family == "sketch" else None
     data_id = faces.digest if labels is None else f"{faces.digest}:{hashlib.md5(labels.codes.tobytes()).hexdigest()}"
     out = Path(params.paths.runs) / name
@@ -67,6 +73,54 @@ def _train(params: Params, name: str, spec: ModelSpec, fast: FastOptions, dist: 
         if mlflow:
             mlflow.log_artifact(str(out / "losses.png"))
         write_json(out / "train.json", summary)
+    return summary
+
+
+NO_LABELS_HINT = "label faces with `boorugan label`, a labels CSV or a labelled folder, or turn on the tagger"
+
+
+def conditioning_labels(params: Params, name: str, spec: ModelSpec, faces):
+    """(spec, labels, skip reason) of a conditional model: it is conditioned on the attributes of its
+    ``conditioning`` that some face knows (the others are left out with a warning); when no face
+    knows any of them, labels is None and the reason says how to get labels."""
+    import logging
+
+    from pipeline.core.datasets import load_labels
+    from pipeline.core.errors import StageError
+    from pipeline.core.inputs import missing_message
+
+    where = (params.paths.labels, params.paths.faces, params.paths.raw)
+    known, unknown = [], []
+    for attr in spec.conditioning:
+        try:
+            load_labels(faces, [attr], *where)
+        except FileNotFoundError:  # neither labels.parquet nor a raw manifest
+            raise StageError(missing_message(params.paths.labels, "labels")) from None
+        except ValueError:  # no face knows it, or no label source has the column
+            unknown.append(attr)
+        else:
+            known.append(attr)
+    if not known:
+        return spec, None, f"no labels for {', '.join(unknown)}: {NO_LABELS_HINT}"
+    if unknown:
+        logging.getLogger(__name__).warning("train@%s: no face knows %s; conditioning on %s only (%s)",
+                                            name, ", ".join(unknown), ", ".join(known), NO_LABELS_HINT)
+        spec = spec.model_copy(update={"conditioning": known})
+    return spec, load_labels(faces, known, *where), None
+
+
+def skip(params: Params, name: str, reason: str, dist: Dist) -> dict[str, Any]:
+    """A conditional model nobody can condition: not trained, yet the stage succeeds (``dvc repro``
+    and the flows go on with the other models) and ``runs/<model>/train.json`` records why, for
+    evaluate and the report. Files of an earlier training stay (a resume once labels are back)."""
+    import logging
+
+    from pipeline.core.atomic import write_json
+
+    summary = {"model": name, "skipped": reason, "steps": 0, "world_size": dist.world}
+    if dist.main:
+        logging.getLogger(__name__).warning("train@%s: skipped: %s", name, reason)
+        write_json(Path(params.paths.runs) / name / "train.json", summary)
     return summary
 
 
