@@ -65,6 +65,9 @@ def _label(args, params) -> None:
 
 def _train(args, params) -> None:
     summary = run('train', params, args.model)
+    if summary.get("skipped"):  # exit 0: the stage did its job (train.json says why), so dvc repro goes on
+        print(f"train@{args.model}: skipped: {summary['skipped']}")
+        return
     ddp = ""
     if summary["world_size"] > 1:  # every rank prints: equal weights digests show the ranks stayed in step
         import os
@@ -75,6 +78,9 @@ def _train(args, params) -> None:
 
 def _evaluate(args, params) -> None:
     metrics = run('evaluate', params, args.model)
+    if metrics.get("skipped"):
+        print(f"evaluate@{args.model}: skipped: {metrics['skipped']}")
+        return
     unavailable = metrics.pop("unavailable", {})
     print(f"evaluate@{args.model}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
     for name, why in unavailable.items():
