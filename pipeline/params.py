@@ -47,7 +47,7 @@ class ToySource(Strict):
 
 
 DANBOORU_RATINGS = ("g", "s", "q", "e")
-DANBOORU_EXTENSIONS = ("jpg", "png", "webp", "gif")  # still images Pillow decodes; never video, zip, swf
+DANBOORU_EXTENSIONS = ("jpg", "png", "webp", "gif", "avif")  # images Pillow decodes; never video, zip, swf
 
 
 class DanbooruSource(Strict):
@@ -60,10 +60,19 @@ class DanbooruSource(Strict):
     limit: int = Field(1000, ge=1, description="backfill: posts to hold for this search; incremental: most new posts per run")
     min_width: int = Field(0, ge=0)
     min_height: int = Field(0, ge=0)
-    extensions: list[str] = Field(default_factory=lambda: ["jpg", "png", "webp"])
-    exclude_deleted: bool = True
+    extensions: list[str] = Field(default_factory=lambda: ["jpg", "png", "webp", "avif"])
+    exclude_deleted: bool = Field(True, description="sends -status:deleted (a free metatag): the site drops them")
     rate: float = Field(1.0, gt=0, le=10, description="API requests per second (token bucket, no bursts)")
+    files_rate: float = Field(2.0, gt=0, le=50, description="file requests per second, shared by all downloads")
     download_concurrency: int = Field(4, ge=1, le=32)
+    variant: Literal["original", "sample"] = Field("sample", description="sample: the 850 px sample where the "
+                                                   "post has one (wider pictures), else the original")
+    animated: Literal["skip", "first_frame"] = Field("skip", description="animated GIF/PNG/WebP: skip, or keep "
+                                                     "their first frame as a PNG")
+    stop_after_barren_pages: int = Field(25, ge=1, description="stop a walk after this many pages in a row "
+                                         "that kept nothing, naming the skip reason")
+    max_post_tries: int = Field(3, ge=1, le=20, description="runs that try a post whose file failed or was "
+                                "refused (401/403/404/410) before its skip is final")
     user_agent: str | None = Field(None, description="default boorugan/<version> (+<project url>)")
     allowed_hosts: list[str] = Field(default_factory=lambda: ["*.donmai.us"],
                                      description="file hosts besides the API host; '*.' matches subdomains")

@@ -1,9 +1,14 @@
 """GET with bounded retries: exponential backoff with jitter on transient failures (429, 5xx,
-timeouts, resets, truncated bodies), the reason logged each time; callers decide what is fatal.
+Cloudflare's 52x origin errors, timeouts, resets, truncated bodies), the reason logged each time;
+callers decide what is fatal.
 
 ``check(response)`` sees every answer first and raises to stop (a ``StageError``) or to retry
 (``Retry``); ``read(response)`` turns a good answer into a value and may raise ``Retry`` too (a body
 that fails its checksum). After ``max_retries`` the last reason is raised as ``GaveUp``.
+
+With ``redirect(url)`` given, redirects are followed here, one hop at a time: each target is shown
+to ``redirect`` first (which raises to refuse it, e.g. a host outside an allow-list) and ``before``
+runs before each hop too, so a rate limit counts every request the server sees.
 """
 
 from __future__ import annotations
@@ -16,7 +21,11 @@ from typing import Any, Callable, TypeVar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+# 520-524: Cloudflare's own pages for an origin that failed to answer (unknown error, down,
+# connection timed out, unreachable, answer timed out): passing, like a 502/504.
+CLOUDFLARE_ORIGIN_STATUS = frozenset({520, 521, 522, 523, 524})
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504}) | CLOUDFLARE_ORIGIN_STATUS
+MAX_REDIRECTS = 5
 
 
 class Retry(Exception):
@@ -55,21 +64,45 @@ def _retry_after(response) -> float | None:
         return None
 
 
+class TooManyRedirects(Exception):
+    """More than MAX_REDIRECTS hops: a loop, not a passing failure."""
+
+
+def _get_following(session, url: str, *, timeout: float, before, redirect, **kwargs):
+    """One try: GET, following redirects hop by hop when ``redirect`` is given."""
+    from urllib.parse import urljoin
+
+    if redirect is None:
+        if before is not None:
+            before()
+        return session.get(url, timeout=timeout, stream=True, **kwargs)
+    for _ in range(MAX_REDIRECTS + 1):
+        if before is not None:
+            before()
+        response = session.get(url, timeout=timeout, stream=True, allow_redirects=False, **kwargs)
+        location = response.headers.get("Location")
+        if not (300 <= response.status_code < 400 and location):
+            return response
+        response.close()
+        url = urljoin(url, location)
+        redirect(url)
+    raise TooManyRedirects(f"more than {MAX_REDIRECTS} redirects")
+
+
 def get_with_retries(session, url: str, *, policy: RetryPolicy, timeout: float, read: Callable[[Any], T],
                      check: Callable[[Any], None] = lambda r: None, before: Callable[[], Any] | None = None,
                      sleep: Callable[[float], None] = time.sleep, on_retry: Callable[[str], None] | None = None,
-                     **kwargs) -> T:
+                     redirect: Callable[[str], None] | None = None, **kwargs) -> T:
     """GET ``url`` until ``read`` returns, a ``check`` stops it, or the retries run out.
 
-    ``before`` runs before every try (the API's token bucket), so retries are rate limited too."""
+    ``before`` runs before every request (a token bucket), so retries and redirect hops are rate
+    limited too."""
     import requests
 
     for attempt in range(policy.max_retries + 1):
-        if before is not None:
-            before()
         response = None
         try:
-            response = session.get(url, timeout=timeout, stream=True, **kwargs)
+            response = _get_following(session, url, timeout=timeout, before=before, redirect=redirect, **kwargs)
             try:
                 check(response)
                 if response.status_code in RETRY_STATUS:

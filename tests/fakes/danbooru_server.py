@@ -1,10 +1,17 @@
 """A Danbooru-compatible HTTP server on 127.0.0.1 for tests and benchmarks.
 
-It answers ``GET /posts.json`` the way danbooru.donmai.us does (limit clamped to 200, numbered pages,
-cursor pages ``b<id>``/``a<id>``, the anonymous 2-tag limit as HTTP 422, HTTP Basic auth, JSON
-errors) and serves the posts' files. Faults are injected per request so every failure path of the
-scraper can be driven for real: 429/5xx answers, connection resets, truncated bodies, wrong bytes
-(md5 mismatch), a Cloudflare challenge page, slow transfers.
+It answers ``GET /posts.json`` the way danbooru.donmai.us does, as the site's code says
+(danbooru/danbooru: ``app/logical/post_sets/post.rb`` clamps ``limit`` to MAX_PER_PAGE 200;
+``pagination_extension.rb`` pages ``b<id>``/``a<id>`` without a cap and numbered pages up to 1000,
+then "You cannot go beyond page 1000." as HTTP 410; ``post_query.rb`` counts every tag and metatag
+outside UNLIMITED_METATAGS toward the 2-tag limit, HTTP 422 beyond; ``application_controller.rb``
+answers errors as ``{"success": false, "error": <class>, "message": ...}``, a database timeout as 500
+"The database timed out running your query."), filters ``id:``, ``rating:`` and ``status:deleted``,
+and serves the posts' files: originals, 850 px samples of wider pictures (``media_asset.rb``), and
+the 2020 layout ``/data/<md5>.<ext>``. ``page_cap`` makes it a mirror that caps pages lower.
+Faults are injected per request so every failure path of the scraper can be driven for real:
+429/5xx answers, Cloudflare's 52x origin-error pages, connection resets, truncated bodies, wrong
+bytes (md5 mismatch), a Cloudflare challenge page, redirects, slow transfers.
 
     posts = make_posts(30)
     with DanbooruServer(posts, latency=0.01) as server:
@@ -12,8 +19,10 @@ scraper can be driven for real: 429/5xx answers, connection resets, truncated bo
         server.requests  -> ["/posts.json?tags=...", "/original/ab/cd/<md5>.png", ...]
 
 Post dicts name their files under the placeholder host ``http://danbooru.test``; the server
-rewrites that to its own URL in every answer (``server.file_url(post)`` gives the served URL).
-A post whose ``file_url`` names another host keeps it (a file on a host the scraper must refuse).
+rewrites that to its own URL in every answer (``server.file_url(post)`` gives the served URL), and
+``http://files.danbooru.test`` to ``http://localhost:<port>``: the same server under another host
+name (a file host outside the default ``allowed_hosts``). A post whose ``file_url`` names another
+host keeps it (a file on a host the scraper must refuse).
 """
 
 from __future__ import annotations
@@ -33,11 +42,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 PLACEHOLDER = "http://danbooru.test"
-# Metatags that do not count toward the 2-tag limit (Danbooru's "free" tags); order: counts.
-FREE_METATAGS = {"rating", "status", "score", "width", "height", "md5", "filetype", "id", "date", "age",
-                 "mpixels", "ratio", "filesize", "is", "has", "limit"}
+ALT_PLACEHOLDER = "http://files.danbooru.test"  # served as http://localhost:<port>
+# UNLIMITED_METATAGS of app/logical/post_query.rb: the metatags that do not count toward the tag
+# limit; every other term (has:, order:, plain tags) counts.
+FREE_METATAGS = {"status", "rating", "limit", "is", "id", "date", "age", "filesize", "filetype", "parent", "child",
+                 "md5", "width", "height", "duration", "mpixels", "ratio", "score", "upvote", "downvotes", "favcount",
+                 "embedded", "tagcount", "pixiv_id", "pixiv"}
+SAMPLE_WIDTH = 850  # media_asset.rb: a sample for still images wider than this, 850 px wide
 CHALLENGE_HTML = (b"<!DOCTYPE html><html><head><title>Just a moment...</title></head>"
                   b"<body><noscript>Enable JavaScript and cookies to continue</noscript></body></html>")
+
+
+def cloudflare_origin_page(status: int) -> bytes:
+    """The shape of Cloudflare's own page for an origin that did not answer (520-524)."""
+    return (f"<!DOCTYPE html><html><head><title>danbooru.donmai.us | {status}: A timeout occurred</title></head>"
+            f"<body><h1>Error code {status}</h1><p>Visit cloudflare.com for more information.</p>"
+            f"<span>Cloudflare Ray ID: 8a1b2c3d4e5f6789</span></body></html>").encode()
 
 # md5 -> file bytes of every post made here: posts are plain JSON-able dicts, their files live here.
 _FILES: dict[str, bytes] = {}
@@ -53,16 +73,16 @@ _META = ["highres", "commentary_request", "absurdres", "translated"]
 
 # -S overrides that point the danbooru source at this server quickly (add scrape.danbooru.base_url)
 FAST = ["scrape.source=danbooru", "scrape.danbooru.tags=", "scrape.danbooru.min_width=0", "scrape.danbooru.min_height=0",
-        "scrape.danbooru.rate=10", "scrape.danbooru.retry_backoff=0.01", "scrape.danbooru.timeout=5",
+        "scrape.danbooru.rate=10", "scrape.danbooru.files_rate=50", "scrape.danbooru.retry_backoff=0.01", "scrape.danbooru.timeout=5",
         "scrape.danbooru.mode=incremental", "scrape.danbooru.limit=100", "train.enabled=[dcgan]"]
 
 
-def register_file(data: bytes) -> str:
-    """Make bytes servable by any DanbooruServer; returns their md5."""
+def register_file(data: bytes, key: str | None = None) -> str:
+    """Make bytes servable by any DanbooruServer under their md5 (or ``key``: ``sample-<md5>``)."""
     md5 = hashlib.md5(data).hexdigest()
     with _FILES_LOCK:
-        _FILES[md5] = data
-    return md5
+        _FILES[key or md5] = data
+    return key or md5
 
 
 def file_bytes(md5: str) -> bytes | None:
@@ -70,9 +90,8 @@ def file_bytes(md5: str) -> bytes | None:
         return _FILES.get(md5)
 
 
-def _png(post_id: int, seed: int, width: int, height: int) -> bytes:
+def _picture(post_id: int, seed: int, width: int, height: int, noise: float = 0.0):
     import numpy as np
-    from PIL import Image
 
     rng = np.random.default_rng([seed, post_id])
     base = rng.integers(0, 256, 3)
@@ -82,64 +101,103 @@ def _png(post_id: int, seed: int, width: int, height: int) -> bytes:
     for _ in range(4):
         x0, y0 = rng.integers(0, width // 2), rng.integers(0, height // 2)
         arr[y0:y0 + height // 3, x0:x0 + width // 3] = rng.integers(0, 256, 3)
+    if noise:  # grain, so that files weigh what real illustrations of that size weigh
+        arr = np.clip(arr + rng.normal(0, noise, arr.shape), 0, 255).astype(np.uint8)
+    return arr
+
+
+def encode(arr, ext: str, **kw) -> bytes:
+    from PIL import Image
+
     buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
+    fmt = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP", "avif": "AVIF", "gif": "GIF"}[ext]
+    Image.fromarray(arr).save(buf, format=fmt, **({"quality": 90} if ext in ("jpg", "webp", "avif") else {}), **kw)
     return buf.getvalue()
 
 
-def _file_urls(md5: str, ext: str) -> dict[str, str]:
+def _png(post_id: int, seed: int, width: int, height: int) -> bytes:
+    return encode(_picture(post_id, seed, width, height), "png")
+
+
+def sample_of(data: bytes) -> bytes:
+    """The 850 px sample the site makes of a wider picture: a JPEG, 850 x (the aspect) px."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        w, h = im.size
+        small = im.convert("RGB").resize((SAMPLE_WIDTH, max(1, round(h * SAMPLE_WIDTH / w))), Image.LANCZOS)
+    buf = io.BytesIO()
+    small.save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
+
+
+def _file_urls(md5: str, ext: str, sample: bool = False) -> dict[str, str]:
     path = f"{md5[:2]}/{md5[2:4]}/{md5}"
-    return {"file_url": f"{PLACEHOLDER}/original/{path}.{ext}",
-            "large_file_url": f"{PLACEHOLDER}/original/{path}.{ext}",
+    large = f"{PLACEHOLDER}/sample/{md5[:2]}/{md5[2:4]}/sample-{md5}.jpg" if sample else f"{PLACEHOLDER}/original/{path}.{ext}"
+    return {"file_url": f"{PLACEHOLDER}/original/{path}.{ext}", "large_file_url": large,
             "preview_file_url": f"{PLACEHOLDER}/preview/180x180/{path}.jpg"}
 
 
-def make_posts(n: int, *, start_id: int = 1, seed: int = 0, size: int = 64) -> list[dict]:
-    """Realistic Danbooru post dicts (ids start_id..start_id+n-1) whose files are small PNG images
-    the server serves. All rated ``g``, tagged ``1girl solo`` (params.yaml's default search), not
-    deleted, png, at least ``size`` px on each side; make
-    restricted/deleted/video/duplicate posts from them with the helpers below. Newest (highest id)
-    first, as the API lists them."""
+def make_posts(n: int, *, start_id: int = 1, seed: int = 0, size: int = 64, ext: str = "png", noise: float = 0.0,
+               height: int | None = None) -> list[dict]:
+    """Realistic Danbooru post dicts (ids start_id..start_id+n-1) whose files the server serves.
+    All rated ``g``, tagged ``1girl solo`` (params.yaml's default search), not deleted, ``ext``
+    (png), ``size`` px wide and ``height`` (default ``size`` + 0, 8 or 16) high; wider than 850 px,
+    they have a sample as the site makes them (``large_file_url``, ``media_asset.variants``). Make
+    restricted/deleted/video/duplicate/2020-era posts from them with the helpers below. Newest
+    (highest id) first, as the API lists them."""
     import random
 
     posts = []
     for post_id in range(start_id, start_id + n):
         rnd = random.Random(f"{seed}:{post_id}")
-        width, height = size, size + 8 * (post_id % 3)
-        data = _png(post_id, seed, width, height)
+        width, h = size, (height if height is not None else size + 8 * (post_id % 3))
+        data = encode(_picture(post_id, seed, width, h, noise), ext)
         md5 = register_file(data)
-        character = rnd.choice(_CHARACTERS)
-        general = sorted(["1girl", "solo", *rnd.sample(_GENERAL[2:], 4)])  # the default search matches all
-        artist, meta = rnd.choice(_ARTISTS), sorted(rnd.sample(_META, 1))
-        created = datetime(2024, 1, 1, tzinfo=timezone(timedelta(hours=-5))) + timedelta(minutes=post_id)
-        tags = sorted({*general, character, _COPYRIGHTS[character], artist, *meta})
-        score = rnd.randint(0, 60)
-        post = {
-            "id": post_id, "created_at": created.isoformat(timespec="milliseconds"), "uploader_id": 1000 + post_id % 7,
-            "score": score, "source": f"https://www.pixiv.net/artworks/{9000000 + post_id}",
-            "md5": md5, "last_comment_bumped_at": None, "rating": "g",
-            "image_width": width, "image_height": height, "tag_string": " ".join(tags),
-            "fav_count": score + rnd.randint(0, 20), "file_ext": "png", "last_noted_at": None, "parent_id": None,
-            "has_children": False, "approver_id": None, "tag_count_general": len(general),
-            "tag_count_artist": 1, "tag_count_character": 1, "tag_count_copyright": 1,
-            "file_size": len(data), "up_score": score, "down_score": 0, "is_pending": False,
-            "is_flagged": False, "is_deleted": False, "tag_count": len(tags), "updated_at": created.isoformat(timespec="milliseconds"),
-            "is_banned": False, "pixiv_id": 9000000 + post_id, "last_commented_at": None,
-            "has_active_children": False, "bit_flags": 0, "tag_count_meta": len(meta),
-            "has_large": False, "has_visible_children": False,
-            "media_asset": {"id": 500000 + post_id, "created_at": created.isoformat(timespec="milliseconds"),
-                            "updated_at": created.isoformat(timespec="milliseconds"), "md5": md5, "file_ext": "png",
-                            "file_size": len(data), "image_width": width, "image_height": height, "duration": None,
-                            "status": "active", "file_key": f"key{post_id:06d}", "is_public": True, "pixel_hash": md5[::-1],
-                            "variants": [{"type": "original", "url": _file_urls(md5, "png")["file_url"],
-                                          "width": width, "height": height, "file_ext": "png"}]},
-            "tag_string_general": " ".join(general), "tag_string_character": character,
-            "tag_string_copyright": _COPYRIGHTS[character], "tag_string_artist": artist,
-            "tag_string_meta": " ".join(meta),
-            **_file_urls(md5, "png"),
-        }
+        post = _post(post_id, rnd, md5, data, ext, width, h)
         posts.append(post)
     return posts[::-1]
+
+
+def _post(post_id: int, rnd, md5: str, data: bytes, ext: str, width: int, height: int) -> dict:
+    character = rnd.choice(_CHARACTERS)
+    general = sorted(["1girl", "solo", *rnd.sample(_GENERAL[2:], 4)])  # the default search matches all
+    artist, meta = rnd.choice(_ARTISTS), sorted(rnd.sample(_META, 1))
+    created = datetime(2024, 1, 1, tzinfo=timezone(timedelta(hours=-5))) + timedelta(minutes=post_id)
+    tags = sorted({*general, character, _COPYRIGHTS[character], artist, *meta})
+    score = rnd.randint(0, 60)
+    has_large = width > SAMPLE_WIDTH
+    if has_large:
+        register_file(sample_of(data), key=f"sample-{md5}")
+    urls = _file_urls(md5, ext, sample=has_large)
+    variants = [{"type": "original", "url": urls["file_url"], "width": width, "height": height, "file_ext": ext}]
+    if has_large:
+        variants.insert(0, {"type": "sample", "url": urls["large_file_url"], "width": SAMPLE_WIDTH,
+                            "height": max(1, round(height * SAMPLE_WIDTH / width)), "file_ext": "jpg"})
+    post = {
+        "id": post_id, "created_at": created.isoformat(timespec="milliseconds"), "uploader_id": 1000 + post_id % 7,
+        "score": score, "source": f"https://www.pixiv.net/artworks/{9000000 + post_id}",
+        "md5": md5, "last_comment_bumped_at": None, "rating": "g",
+        "image_width": width, "image_height": height, "tag_string": " ".join(tags),
+        "fav_count": score + rnd.randint(0, 20), "file_ext": ext, "last_noted_at": None, "parent_id": None,
+        "has_children": False, "approver_id": None, "tag_count_general": len(general),
+        "tag_count_artist": 1, "tag_count_character": 1, "tag_count_copyright": 1,
+        "file_size": len(data), "up_score": score, "down_score": 0, "is_pending": False,
+        "is_flagged": False, "is_deleted": False, "tag_count": len(tags), "updated_at": created.isoformat(timespec="milliseconds"),
+        "is_banned": False, "pixiv_id": 9000000 + post_id, "last_commented_at": None,
+        "has_active_children": False, "bit_flags": 0, "tag_count_meta": len(meta),
+        "has_large": has_large, "has_visible_children": False,
+        "media_asset": {"id": 500000 + post_id, "created_at": created.isoformat(timespec="milliseconds"),
+                        "updated_at": created.isoformat(timespec="milliseconds"), "md5": md5, "file_ext": ext,
+                        "file_size": len(data), "image_width": width, "image_height": height, "duration": None,
+                        "status": "active", "file_key": f"key{post_id:06d}", "is_public": True, "pixel_hash": md5[::-1],
+                        "variants": variants},
+        "tag_string_general": " ".join(general), "tag_string_character": character,
+        "tag_string_copyright": _COPYRIGHTS[character], "tag_string_artist": artist,
+        "tag_string_meta": " ".join(meta),
+        **urls,
+    }
+    return post
 
 
 def restricted(post: dict) -> dict:
@@ -148,7 +206,7 @@ def restricted(post: dict) -> dict:
     for k in ("md5", "file_url", "large_file_url", "preview_file_url"):
         p.pop(k, None)
     for k in ("md5", "file_key", "variants"):
-        p["media_asset"].pop(k, None)
+        (p.get("media_asset") or {}).pop(k, None)
     return p
 
 
@@ -181,6 +239,57 @@ def with_changes(post: dict, **fields) -> dict:
     return p
 
 
+def banned(post: dict) -> dict:
+    """A banned post as an anonymous caller sees it: ``is_banned`` and, hidden, no md5 or URLs."""
+    return with_changes(restricted(post), is_banned=True)
+
+
+def as_2020(post: dict) -> dict:
+    """The post as the API gave it in 2020: no ``media_asset``, files under ``/data/<md5>.<ext>``
+    and samples under ``/data/sample/sample-<md5>.jpg`` (the real page in danbooru-posts shows it)."""
+    p = copy.deepcopy(post)
+    p.pop("media_asset", None)
+    md5, ext = p["md5"], p["file_ext"]
+    p["file_url"] = f"{PLACEHOLDER}/data/{md5}.{ext}"
+    p["large_file_url"] = f"{PLACEHOLDER}/data/sample/sample-{md5}.jpg" if p.get("has_large") else p["file_url"]
+    p["preview_file_url"] = f"{PLACEHOLDER}/data/preview/{md5}.jpg"
+    return p
+
+
+def relative_urls(post: dict) -> dict:
+    """A fork that names files by path only (``/original/...``): relative to the API host."""
+    text = json.dumps(post).replace(PLACEHOLDER, "")
+    return json.loads(text)
+
+
+def on_file_host(post: dict) -> dict:
+    """The post's files on another host name (``localhost``), outside the default allowed_hosts."""
+    return json.loads(json.dumps(post).replace(f'{PLACEHOLDER}/original', f'{ALT_PLACEHOLDER}/original')
+                      .replace(f'{PLACEHOLDER}/sample', f'{ALT_PLACEHOLDER}/sample'))
+
+
+def animated(post: dict, *, tagged: bool = True, frames: int = 3) -> dict:
+    """The post as an animated GIF of ``frames`` frames; ``tagged`` adds animated_gif as the site does."""
+    import numpy as np
+
+    from PIL import Image
+
+    p = copy.deepcopy(post)
+    w, h = p["image_width"], p["image_height"]
+    rng = np.random.default_rng(p["id"])
+    ims = [Image.fromarray(np.full((h, w, 3), rng.integers(0, 256, 3), np.uint8)) for _ in range(frames)]
+    buf = io.BytesIO()
+    ims[0].save(buf, format="GIF", save_all=True, append_images=ims[1:], duration=100, loop=0)
+    data = buf.getvalue()
+    md5 = register_file(data)
+    tags = p["tag_string"].split() + (["animated", "animated_gif"] if tagged else [])
+    p.update(md5=md5, file_ext="gif", file_size=len(data), tag_string=" ".join(sorted(set(tags))), has_large=False,
+             **_file_urls(md5, "gif"))
+    p["media_asset"].update(md5=md5, file_ext="gif", file_size=len(data),
+                            variants=[{"type": "original", "url": p["file_url"], "width": w, "height": h, "file_ext": "gif"}])
+    return p
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: "_Server"
     protocol_version = "HTTP/1.0"
@@ -197,6 +306,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _get(self) -> None:
         owner = self.server.owner
         owner._log(self.path)
+        with owner._lock:
+            owner.user_agents.add(self.headers.get("User-Agent", ""))
         if owner.latency:
             time.sleep(owner.latency)
         parts = urlsplit(self.path)
@@ -204,12 +315,12 @@ class _Handler(BaseHTTPRequestHandler):
             fault = owner._next_fault("api")
             if fault is None or not self._fault(fault, b"[]", "application/json"):
                 self._posts(parts.query)
-        elif parts.path.startswith(("/original/", "/data/")):
-            md5 = parts.path.rsplit("/", 1)[-1].split(".", 1)[0]
-            data = file_bytes(md5)
+        elif parts.path.startswith(("/original/", "/data/", "/sample/")):
+            key = parts.path.rsplit("/", 1)[-1].split(".", 1)[0]  # <md5> or sample-<md5>
+            data = file_bytes(key)
             if data is None:
                 return self._json(404, {"success": False, "error": "ActiveRecord::RecordNotFound", "message": "That record was not found."})
-            fault = owner._next_fault(md5)
+            fault = owner._next_fault(key)
             if fault is None or not self._fault(fault, data, "image/png"):
                 self._send(200, data, "image/png", rate=owner.file_bytes_per_s)
         else:
@@ -250,11 +361,22 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _fault(self, fault, body: bytes, ctype: str) -> bool:
         """Answer with a fault; False when the fault only delays and the normal answer follows."""
-        if isinstance(fault, int):
-            msgs = {429: "You're doing that too fast", 500: "ActiveRecord::QueryCanceled", 502: "Bad Gateway",
-                    503: "Service Unavailable", 504: "Gateway Timeout", 404: "That record was not found.",
-                    403: "Access denied"}
-            self._json(fault, {"success": False, "error": "Error", "message": msgs.get(fault, "error")})
+        if isinstance(fault, int) and 520 <= fault <= 524:  # Cloudflare's page: HTML, no cf-mitigated
+            self._send(fault, cloudflare_origin_page(fault), "text/html; charset=UTF-8", {"Server": "cloudflare"})
+        elif isinstance(fault, int):
+            # the error and message application_controller.rb gives for each
+            errors = {429: ("RateLimiter::RateLimitError", "You're doing that too fast. Wait a minute and try again."),
+                      500: ("ActiveRecord::QueryCanceled", "The database timed out running your query."),
+                      502: ("Error", "Bad Gateway"), 504: ("Error", "Gateway Timeout"),
+                      503: ("PG::ConnectionBad", "The database is unavailable. Try again later."),
+                      404: ("ActiveRecord::RecordNotFound", "That record was not found."),
+                      403: ("User::PrivilegeError", "Access denied"), 401: ("SessionLoader::AuthenticationFailure",
+                                                                            "AuthenticationFailure"),
+                      410: ("Error", "Gone")}
+            error, message = errors.get(fault, ("Error", "error"))
+            self._json(fault, {"success": False, "error": error, "message": message})
+        elif isinstance(fault, tuple) and fault[0] == "redirect":  # 302 to fault[1] (placeholders rewritten)
+            self._send(302, b"", "text/html", {"Location": self.server.owner._rewrite(fault[1])})
         elif fault == "reset":  # abortive close: the client sees "connection reset by peer"
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
@@ -301,7 +423,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(422, {"success": False, "error": "PostQuery::TagLimitError",
                                     "message": f"You cannot search for more than {limit_tags} tags at a time."})
         try:
-            limit = min(200, max(1, int(q.get("limit") or 20)))
+            limit = min(200, owner.page_cap or 200, max(1, int(q.get("limit") or 20)))
         except ValueError:
             limit = 20
         page = q.get("page", "1") or "1"
@@ -323,7 +445,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             return self._json(422, {"success": False, "error": "PaginationExtension::PaginationError",
                                     "message": f"Invalid page {page!r}"})
-        self._json(200, [owner._public(p) for p in chosen])
+        self._json(200, [owner._public(restricted(p) if p["id"] in owner.members_only and not login else p)
+                         for p in chosen])
 
 
 def _matches(post: dict, tags: list[str]) -> bool:
@@ -333,6 +456,12 @@ def _matches(post: dict, tags: list[str]) -> bool:
         name = tag.lstrip("-")
         if name.startswith("rating:"):
             ok = post.get("rating") in name[7:].split(",")
+        elif name.startswith("id:"):
+            ok = str(post["id"]) in name[3:].split(",")
+        elif name.startswith("status:"):
+            value = name[7:].lower()
+            ok = {"deleted": bool(post.get("is_deleted")), "banned": bool(post.get("is_banned")), "any": True,
+                  "active": not post.get("is_deleted") and not post.get("is_pending")}.get(value, True)
         elif ":" in name and name.split(":", 1)[0] in FREE_METATAGS:
             ok = True  # other metatags are not modelled: they match everything
         else:
@@ -360,10 +489,15 @@ class DanbooruServer:
       credentials:  (login, api_key) accepted by HTTP Basic; wrong credentials get 401.
       tag_limit:    non-free tags an anonymous search may use (default 2; 422 beyond).
       member_tag_limit: the same for a logged-in caller (default 6, Gold).
+      page_cap:     posts per page at most (a mirror that caps below Danbooru's 200).
+      members_only: ids an anonymous caller sees restricted (no md5, no file URLs); logged in, whole.
+    File faults also take 401/403/404/410 and ("redirect", url); api faults 520-524 (Cloudflare's
+    HTML page for an origin that did not answer).
     More faults can be queued while it runs: ``fault_api(...)``, ``fault_file(md5, ...)``.
     """
 
-    _KNOWN = {"api_faults", "file_faults", "file_bytes_per_s", "credentials", "tag_limit", "member_tag_limit"}
+    _KNOWN = {"api_faults", "file_faults", "file_bytes_per_s", "credentials", "tag_limit", "member_tag_limit", "page_cap",
+              "members_only"}
 
     def __init__(self, posts: list[dict] | None = None, *, latency: float = 0.0, **faults):
         unknown = set(faults) - self._KNOWN
@@ -374,6 +508,9 @@ class DanbooruServer:
         self.credentials: tuple[str, str] | None = tuple(faults["credentials"]) if faults.get("credentials") else None
         self.tag_limit: int = faults.get("tag_limit", 2)
         self.member_tag_limit: int = faults.get("member_tag_limit", 6)
+        self.page_cap: int | None = faults.get("page_cap")
+        self.members_only: set[int] = set(faults.get("members_only") or [])
+        self.user_agents: set[str] = set()
         self.requests: list[str] = []
         self.request_times: list[tuple[float, str]] = []  # (time.monotonic(), path), for rate checks
         self.file_progress = threading.Event()  # set once a throttled file transfer has sent bytes
@@ -407,7 +544,7 @@ class DanbooruServer:
             self._faults[md5].extend(items)
 
     def file_url(self, post: dict) -> str:
-        return post["file_url"].replace(PLACEHOLDER, self.url)
+        return self._rewrite(post["file_url"])
 
     @property
     def api_requests(self) -> list[str]:
@@ -427,9 +564,16 @@ class DanbooruServer:
             queue = self._faults.get(key)
             return queue.popleft() if queue else None
 
+    def _rewrite(self, text: str) -> str:
+        return text.replace(ALT_PLACEHOLDER, self.url.replace("127.0.0.1", "localhost")).replace(PLACEHOLDER, self.url)
+
     def _public(self, post: dict) -> dict:
-        text = json.dumps(post).replace(PLACEHOLDER, self.url)
-        return json.loads(text)
+        return json.loads(self._rewrite(json.dumps(post)))
+
+    def file_times(self) -> list[float]:
+        """When each file request arrived (retries and redirect hops included)."""
+        with self._lock:
+            return [t for t, p in self.request_times if not p.startswith("/posts.json")]
 
     # -- lifecycle -------------------------------------------------------------------------------
 
