@@ -31,7 +31,7 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from models.registry import build
+    from models.zoo import build
     from pipeline.core.images import to_uint8
     from pipeline.evaluate.metrics.c2st import c2st_accuracy
     from pipeline.evaluate.metrics.diversity import diversity

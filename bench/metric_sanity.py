@@ -21,7 +21,6 @@ def main() -> None:
     args = ap.parse_args()
 
     import numpy as np
-    import torch
     from PIL import Image, ImageFilter
 
     from pipeline.core.datasets import load_faces
@@ -29,7 +28,7 @@ def main() -> None:
     from pipeline.evaluate.metrics.frechet import frechet_between
     from pipeline.evaluate.metrics.ssl_features import extract, load_or_train
     from pipeline.params import load_params
-    from pipeline.train.loop import generate, load_generator
+    from pipeline.train.checkpoint import load_generator
 
     params = load_params(args.params, args.overrides).evaluate
     faces = load_faces(args.faces)
@@ -49,8 +48,7 @@ def main() -> None:
             "uniform noise": rng.integers(0, 256, b.shape, dtype=np.uint8)}
     for ck in args.checkpoint:
         G, _ = load_generator(ck)
-        z = torch.randn(len(b), G.nz, generator=torch.Generator().manual_seed(0))
-        sets[f"generator {ck}"] = to_uint8(generate(G, z))
+        sets[f"generator {ck}"] = to_uint8(G.sample(len(b), seed=0))
     print(f"{'set':60s} ssl_fd vs half of the real faces")
     for name, x in sets.items():
         print(f"{name:60s} {frechet_between(feats_a, extract(net, x)):10.3f}")

@@ -2,14 +2,18 @@
 
 1. The reference, written out here as pytorch/examples ``dcgan/main.py`` runs it: PNG files on disk
    read by an ImageFolder (torchvision's, with Resize/CenterCrop/ToTensor/Normalize; a plain PIL
-   dataset when torchvision is absent), a DataLoader with 2 workers, fp32 eager, D ending in
-   Sigmoid + BCELoss, nz 100, ngf = ndf = 64, Adam 2e-4 (0.5, 0.999), the losses read with
-   ``.item()`` every step. Against it, ``pipeline.train.loop.train`` on the same geometry and batch
-   size with its fast path (``train.fast: auto``; on CUDA: data on the GPU, bf16 autocast,
-   channels_last, fused Adam, one CUDA graph per step). Images/s of both, the ratio, and the model
-   FLOPs utilisation: FLOPs per image per step counted by ``torch.utils.flop_counter`` on one
-   fp32 training step (2.48 GFLOP for the 64 px DCGAN), times images/s, over the bf16 dense
-   tensor peak of the GPU (table below; ``--peak-tflops`` for another).
+   dataset when torchvision is absent), a DataLoader with 2 workers, ``cudnn.benchmark = True``,
+   fp32 eager, D ending in Sigmoid + BCELoss, nz 100, ngf = ndf = 64, Adam 2e-4 (0.5, 0.999), the
+   losses read with ``.item()`` every step. Its workers persist across epochs, so none is forked
+   inside the timed window (10,000 faces at batch 1024 end an epoch every 9 steps). Beside it the
+   same fp32 loop on batches indexed from a tensor already on the device (what the PNG decoding
+   costs), and ``pipeline.train.loop.train`` on the same geometry and batch size with its fast path
+   (``train.fast: auto``; on CUDA: data on the GPU, bf16 autocast, channels_last, fused Adam, one
+   CUDA graph per step). Images/s, the ratios, and the model FLOPs utilisation: FLOPs per image per
+   step counted by ``torch.utils.flop_counter`` on one fp32 training step (2.48 GFLOP for the 64 px
+   DCGAN), times images/s, over the dense tensor peak of the GPU for the run's data type: TF32 for
+   the fp32 loops (cuDNN convolves fp32 in TF32 by default), bf16 for the fast path (table below;
+   ``--peak-tflops`` for another GPU). Global backend flags are put back after every row.
 2. Every model of ``train.enabled`` in params.yaml (one of each family and a threshold variant) at
    its own batch size: the trainer with ``train.fast: off`` (fp32 eager) against the fast path.
 
@@ -39,19 +43,23 @@ try:
     import torch
     from torch import nn
 
-    from pipeline.core.datasets import Labels, sketches_of, toy_labelled_faces
-    from pipeline.train.fastpath import FastOptions
-    from pipeline.params import load_params
+    from pipeline.core.datasets import Labels, sketches_of
     from pipeline.core.device import resolve_device
-    from pipeline.train.loop import Batch, gan_step, make_gan, train
+    from pipeline.params import load_params
+    from pipeline.train.families import Batch
+    from pipeline.train.fastpath import FastOptions
+    from pipeline.train.loop import gan_step, make_gan, train
 except ModuleNotFoundError as e:  # the GPU machine has torch but maybe not pydantic: carry its wheels
     sys.exit(f"bench/train_speed.py needs {e.name}: pip install it, or on a machine without internet carry wheels "
              f"(pydantic, pydantic-core, annotated-types, typing-inspection) and put them on PYTHONPATH")
 
 ROOT = Path(__file__).resolve().parents[1]
-# bf16 dense tensor-core peak, TFLOP/s, by a substring of torch.cuda.get_device_name() (vendor datasheets)
-PEAK_BF16_TFLOPS = {"H200": 989.0, "H100 PCIe": 756.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0,
-                    "A10": 125.0, "RTX 4090": 165.0}
+# dense tensor-core peaks, TFLOP/s (bf16, tf32), from the vendor datasheets (their sparsity figures
+# halved), by the model's name as a whole word in torch.cuda.get_device_name(); the longest name
+# that matches wins ("H100 PCIe" before "H100", "L40S" before "L40" before "L4", "A100" is not "A10")
+PEAK_TFLOPS = {"H200 NVL": (835.0, 417.5), "H200": (989.0, 494.5), "H100 NVL": (835.0, 417.5),
+               "H100 PCIe": (756.0, 378.0), "H100": (989.0, 494.5), "A100": (312.0, 156.0), "L40S": (362.0, 183.0),
+               "L40": (181.0, 90.5), "L4": (121.0, 60.0), "A10": (125.0, 62.5), "RTX 4090": (165.2, 82.6)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,7 +141,36 @@ def sync(dev: torch.device) -> None:
 
 
 def reference(dataset, batch: int, steps: int, warmup: int, dev: torch.device, workers: int) -> float:
-    """images/s of the reference loop over ``steps`` steps after ``warmup``."""
+    """images/s of the reference loop over ``steps`` steps after ``warmup``, PNG files through a DataLoader."""
+    if len(dataset) < batch:
+        sys.exit(f"the reference needs at least one batch of PNG files: --faces {len(dataset)} < batch {batch}")
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
+                                         persistent_workers=workers > 0)
+
+    def batches():
+        while True:
+            for real, _ in loader:
+                yield real
+
+    return _reference_loop(batches(), batch, steps, warmup, dev)
+
+
+def reference_resident(images: np.ndarray, batch: int, steps: int, warmup: int, dev: torch.device) -> float:
+    """The same fp32 loop on batches indexed from the faces already on the device (no decoding, no loader)."""
+    images = images[np.arange(max(len(images), batch)) % len(images)]  # at least one batch
+    data = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous().to(dev)
+    gen = torch.Generator(device=dev).manual_seed(0)
+
+    def batches():
+        while True:
+            for idx in torch.randperm(len(data), device=dev, generator=gen).split(batch)[:len(data) // batch]:
+                yield data.index_select(0, idx).float().div_(127.5).sub_(1)
+
+    return _reference_loop(batches(), batch, steps, warmup, dev)
+
+
+def _reference_loop(batches, batch: int, steps: int, warmup: int, dev: torch.device) -> float:
+    """pytorch/examples' training step, ``cudnn.benchmark`` on as it sets it (put back afterwards)."""
     torch.manual_seed(0)
     netG, netD = RefGenerator().to(dev), RefDiscriminator().to(dev)
     netG.apply(ref_init)
@@ -141,10 +178,11 @@ def reference(dataset, batch: int, steps: int, warmup: int, dev: torch.device, w
     criterion = nn.BCELoss()
     optD = torch.optim.Adam(netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
     optG = torch.optim.Adam(netG.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True)
     done, started = 0, None
-    while done < warmup + steps:
-        for real, _ in loader:
+    saved = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        for real in batches:
             if done == warmup:
                 sync(dev)
                 started = time.perf_counter()
@@ -170,7 +208,9 @@ def reference(dataset, batch: int, steps: int, warmup: int, dev: torch.device, w
             done += 1
             if done == warmup + steps:
                 break
-    sync(dev)
+        sync(dev)
+    finally:
+        torch.backends.cudnn.benchmark = saved
     return steps * batch / (time.perf_counter() - started)
 
 
@@ -226,21 +266,49 @@ def flops_per_image(spec, size: int) -> float:
     return counter.get_total_flops() / 4
 
 
-def peak_tflops(dev: torch.device, override: float | None) -> tuple[float | None, str]:
+def gpu_model(name: str) -> str | None:
+    """The PEAK_TFLOPS key naming this GPU: the longest that appears in its name as whole words."""
+    import re
+
+    hits = [k for k in PEAK_TFLOPS if re.search(rf"(?<![A-Za-z0-9]){re.escape(k)}(?![A-Za-z0-9])", name)]
+    return max(hits, key=len) if hits else None
+
+
+def peak_tflops(dev: torch.device, override: float | None) -> tuple[dict[str, float], str]:
+    """{"bf16": peak, "tf32": peak} of the device (empty: unknown), and a note saying where they come from."""
     if override:
-        return override, f"{override:g} TFLOP/s (--peak-tflops)"
+        return {"bf16": override, "tf32": override}, f"{override:g} TFLOP/s for every data type (--peak-tflops)"
     if dev.type != "cuda":
-        return None, "n/a (no tensor peak for a CPU)"
+        return {}, "n/a (no tensor peak for a CPU)"
     name = torch.cuda.get_device_name(dev)
-    for key, peak in PEAK_BF16_TFLOPS.items():
-        if key in name:
-            return peak, f"{peak:g} TFLOP/s bf16 dense ({key})"
-    return None, f"n/a ({name} not in the table; pass --peak-tflops)"
+    key = gpu_model(name)
+    if key is None:
+        return {}, f"n/a ({name} not in the table; pass --peak-tflops)"
+    bf16, tf32 = PEAK_TFLOPS[key]
+    return {"bf16": bf16, "tf32": tf32}, f"{key}: {bf16:g} TFLOP/s bf16, {tf32:g} TFLOP/s tf32, dense"
+
+
+def fp32_kind() -> str:
+    """The peak an fp32 convolutional loop is held to: cuDNN runs fp32 convolutions as TF32 unless told not to."""
+    return "tf32" if torch.backends.cudnn.allow_tf32 else "fp32"
+
+
+def mfu(ips: float, flops: float, peaks: dict[str, float], kind: str) -> float | None:
+    """Model FLOPs utilisation in %, against the peak of ``kind`` (bf16 | tf32); None when there is none."""
+    return round(100 * ips * flops / (peaks[kind] * 1e12), 2) if kind in peaks else None
 
 
 def toy_data(n: int, size: int) -> dict:
-    faces, labels = toy_labelled_faces(n, size, seed=0)
-    return {"images": faces.images, "codes": labels.codes, "vocab": labels.vocab}
+    """Procedural faces with hair and eye colours (pipeline/core/toyfaces.py), coded as datasets.encode_labels
+    codes them, without pandas (the GPU machine has none)."""
+    from pipeline.core.toyfaces import draw_face, sample_labels
+
+    rng = np.random.default_rng(0)
+    hairs, eyes = sample_labels(rng, n)
+    images = np.stack([np.asarray(draw_face(rng, size, h, e)) for h, e in zip(hairs, eyes)])
+    vocab = {"hair_color": sorted(set(hairs)), "eye_color": sorted(set(eyes))}
+    codes = np.stack([[vocab["hair_color"].index(h) for h in hairs], [vocab["eye_color"].index(e) for e in eyes]], 1)
+    return {"images": images, "codes": codes.astype(np.int64), "vocab": vocab}
 
 
 def folder_data(folder: str, n: int, size: int) -> dict:
@@ -248,10 +316,56 @@ def folder_data(folder: str, n: int, size: int) -> dict:
     from pipeline.core.datasets import load_image_folder
 
     images = load_image_folder(folder, size).images[:n]
-    _, labels = toy_labelled_faces(64, 16, seed=0)
+    vocab = toy_data(64, 16)["vocab"]
     rng = np.random.default_rng(0)
-    codes = np.stack([rng.integers(0, len(v), len(images)) for v in labels.vocab.values()], 1).astype(labels.codes.dtype)
-    return {"images": images, "codes": codes, "vocab": labels.vocab}
+    codes = np.stack([rng.integers(0, len(v), len(images)) for v in vocab.values()], 1).astype(np.int64)
+    return {"images": images, "codes": codes, "vocab": vocab}
+
+
+def dcgan_row(dataset, data: dict, spec, batch: int, steps: int, warmup: int, dev: torch.device, workers: int,
+              fast: FastOptions, flops: float, peaks: dict[str, float]) -> dict:
+    """The reference as it ships, the same fp32 nets on device-resident batches, and the trainer's fast path."""
+    ref = reference(dataset, batch, steps, warmup, dev, workers)
+    resident = reference_resident(data["images"], batch, steps, warmup, dev)
+    ips, summary = project(spec, data, batch, steps, warmup, str(dev), fast)
+    fast_kind = "bf16" if "bf16 autocast" in summary["fast_path"] else fp32_kind()
+    return {"batch": batch, "reference_ips": round(ref, 1), "resident_fp32_ips": round(resident, 1), "trainer_ips": round(ips, 1),
+            "trainer_vs_reference": round(ips / ref, 2), "trainer_vs_resident_fp32": round(ips / resident, 2),
+            "reference_mfu_pct": mfu(ref, flops, peaks, fp32_kind()),
+            "resident_fp32_mfu_pct": mfu(resident, flops, peaks, fp32_kind()),
+            "trainer_mfu_pct": mfu(ips, flops, peaks, fast_kind), "trainer_mfu_against": fast_kind,
+            "trainer_path": summary["fast_path"], "cuda_graph": summary["cuda_graph"]}
+
+
+def family_row(name: str, spec, data: dict, steps: int, warmup: int, dev: torch.device, fast: FastOptions) -> dict:
+    """One model at its own batch size: fp32 eager (train.fast: off) against the fast path."""
+    eager, _ = project(spec, data, spec.batch_size, steps, warmup, str(dev), FastOptions(fast="off"))
+    quick, summary = project(spec, data, spec.batch_size, steps, warmup, str(dev), fast)
+    return {"model": name, "family": spec.family, "batch": spec.batch_size, "eager_fp32_ips": round(eager, 1),
+            "fast_ips": round(quick, 1), "ratio": round(quick / eager, 2), "fast_path": summary["fast_path"],
+            "cuda_graph": summary["cuda_graph"]}
+
+
+def pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.1f}%"
+
+
+DCGAN_TABLE = ["| batch | reference images/s | fp32 on-device images/s | trainer images/s | vs reference | vs fp32 on-device | "
+               "reference MFU | fp32 on-device MFU | trainer MFU | trainer path |", "|---|---|---|---|---|---|---|---|---|---|"]
+FAMILY_TABLE = ["| model | family | batch | fp32 eager images/s | fast images/s | ratio | fast path |",
+                "|---|---|---|---|---|---|---|"]
+
+
+def dcgan_line(r: dict) -> str:
+    return (f"| {r['batch']} | {r['reference_ips']:,.0f} | {r['resident_fp32_ips']:,.0f} | {r['trainer_ips']:,.0f} | "
+            f"{r['trainer_vs_reference']:.2f}x | {r['trainer_vs_resident_fp32']:.2f}x | {pct(r['reference_mfu_pct'])} | "
+            f"{pct(r['resident_fp32_mfu_pct'])} | {pct(r['trainer_mfu_pct'])} ({r['trainer_mfu_against']}) | "
+            f"{r['trainer_path']} |")
+
+
+def family_line(r: dict) -> str:
+    return (f"| {r['model']} | {r['family']} | {r['batch']} | {r['eager_fp32_ips']:,.0f} | {r['fast_ips']:,.0f} | "
+            f"{r['ratio']:.2f}x | {r['fast_path']} |")
 
 
 def main() -> None:
@@ -278,44 +392,35 @@ def main() -> None:
     data = folder_data(args.data, args.faces, args.size) if args.data else toy_data(args.faces, args.size)
     dcgan = params.model("dcgan").model_copy(update=dict(net={"nz": 100, "ngf": 64, "ndf": 64}))
     flops = flops_per_image(dcgan, args.size)
-    peak, peak_note = peak_tflops(dev, args.peak_tflops)
+    peaks, peak_note = peak_tflops(dev, args.peak_tflops)
     fast = FastOptions(fast=args.fast)
 
-    def mfu(ips: float) -> str:
-        return f"{100 * ips * flops / (peak * 1e12):.1f}%" if peak else "n/a"
-
-    lines = [f"Device: {name}; torch {torch.__version__}; {len(data['images'])} {'faces from ' + args.data if args.data else 'toy faces'} "
-             f"at {args.size} px; {args.steps} timed steps after {args.warmup}. DCGAN: {flops / 1e9:.3g} GFLOP per image "
-             f"per step (torch.utils.flop_counter, fp32 step); MFU against {peak_note}.", ""]
+    faces = f"{len(data['images'])} {'faces from ' + args.data if args.data else 'toy faces'}"
+    lines = [f"Device: {name}; torch {torch.__version__}; {faces} at {args.size} px; {args.steps} timed steps after "
+             f"{args.warmup}. DCGAN: {flops / 1e9:.3g} GFLOP per image per step (torch.utils.flop_counter, fp32 step); "
+             f"MFU against {peak_note}.", ""]
     with tempfile.TemporaryDirectory() as tmp:
         dataset, how = png_dataset(data["images"], Path(tmp))
-        lines += [f"DCGAN, reference ({how} of PNG files, DataLoader {args.workers} workers, fp32 eager, Sigmoid + "
-                  f"BCELoss) vs the project's trainer (train.fast: {args.fast}):", "",
-                  "| batch | reference images/s | trainer images/s | ratio | reference MFU | trainer MFU | trainer path |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [f"DCGAN, reference ({how} of PNG files, DataLoader {args.workers} persistent workers, cudnn.benchmark, "
+                  f"fp32 eager, Sigmoid + BCELoss), the same fp32 loop on faces already on the device, and the project's "
+                  f"trainer (train.fast: {args.fast}):", "", *DCGAN_TABLE]
         print("\n".join(lines), flush=True)
         for batch in [int(b) for b in args.batch_sizes.split(",")]:
-            ref = reference(dataset, batch, args.steps, args.warmup, dev, args.workers)
-            ips, summary = project(dcgan, data, batch, args.steps, args.warmup, str(dev), fast)
-            row = (f"| {batch} | {ref:,.0f} | {ips:,.0f} | {ips / ref:.2f}x | {mfu(ref)} | {mfu(ips)} | "
-                   f"{summary['fast_path']} |")
+            r = dcgan_row(dataset, data, dcgan, batch, args.steps, args.warmup, dev, args.workers, fast, flops, peaks)
+            row = dcgan_line(r)
             print(row, flush=True)
             lines.append(row)
 
     names = params.train.enabled if args.models is None else [m for m in args.models.split(",") if m]
     if names:
         head = ["", "Every family at its params.yaml batch size: fp32 eager (train.fast: off) vs the fast path:", "",
-                "| model | family | batch | fp32 eager images/s | fast images/s | ratio | fast path |", "|---|---|---|---|---|---|---|"]
+                *FAMILY_TABLE]
         print("\n".join(head), flush=True)
         lines += head
         if any(params.model(m).family == "sketch" for m in names):
             data["sketches"] = sketches_of(data["images"])
         for m in names:
-            spec = params.model(m)
-            eager, _ = project(spec, data, spec.batch_size, args.steps, args.warmup, str(dev), FastOptions(fast="off"))
-            quick, summary = project(spec, data, spec.batch_size, args.steps, args.warmup, str(dev), fast)
-            row = (f"| {m} | {spec.family} | {spec.batch_size} | {eager:,.0f} | {quick:,.0f} | {quick / eager:.2f}x | "
-                   f"{summary['fast_path']} |")
+            row = family_line(family_row(m, params.model(m), data, args.steps, args.warmup, dev, fast))
             print(row, flush=True)
             lines.append(row)
     if args.markdown:

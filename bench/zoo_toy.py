@@ -3,7 +3,7 @@ measure, every ``--check-every`` steps, the share of samples whose hair ``pipeli
 reads as the colour asked for; stop a family at ``--target`` or ``--max-steps``.
 
 Training goes through the project's trainer (resuming its own checkpoint between checks, so the
-result is one continuous run) and sampling through ``models.sampler.Sampler`` (EMA G), as the
+result is one continuous run) and sampling through ``pipeline.train.sampling.Sampler`` (EMA G), as the
 ``sample`` command does. Prints one markdown row per check and a summary table.
 
     python bench/zoo_toy.py [--families dcgan_tags,acgan,cgan] [--faces 2048] [--size 32] [--out /tmp/zoo_toy]
@@ -49,7 +49,8 @@ def main() -> None:
     from pipeline.params import ModelSpec
     from pipeline.evaluate.sample import toy_hair_accuracy
     from pipeline.core.toyfaces import hair_colour_of
-    from pipeline.train.loop import load_generator, train
+    from pipeline.train.checkpoint import load_generator
+    from pipeline.train.loop import train
 
     torch.set_num_threads(args.threads)
     for table, items in ((NETS, args.net), (EXTRA, args.spec)):

@@ -1,9 +1,10 @@
 """Architecture registry: ``arch`` name -> (typed net params, builder, family).
 
 Torch-free on purpose: params validation imports this to check ``train.models.*.net`` before any
-work, and ``--help`` must stay instant. Each arch names its module under ``models/``, imported only
+work, and ``--help`` must stay instant. Each arch names its module under ``models/``, imported (by models/zoo.py) only
 when a model is built, so params (and every stage but train and evaluate) never depends on the
-architectures' code. The family picks the trainer's step function (pipeline/train/loop.py):
+architectures' code. The family says how the trainer feeds G and D and which losses it takes
+(the table of families: pipeline/train/families.py):
 
 - ``unconditional``: G(z), D(x) -> logit
 - ``conditional``:   G(z, c), D(x, c) -> logit           (c: one-hot labels, concatenated)
@@ -13,7 +14,6 @@ architectures' code. The family picks the trainer's step function (pipeline/trai
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -63,7 +63,7 @@ class Sketch2ImageNet(NetParams):
 @dataclass(frozen=True)
 class Arch:
     net: type[NetParams]
-    module: str   # models.<module>.build(net, image_size, channels, cond_dim) -> (G, D), imported when built
+    module: str   # models.<module>.build(net, image_size, channels, cond_dim) -> (G, D), via models/zoo.py
     family: str   # which trainer step function drives it
 
 
@@ -95,9 +95,3 @@ def validate_net(arch: str, net: dict[str, Any]) -> dict[str, Any]:
             else:
                 msgs.append(f"net.{key} = {err.get('input')!r}: {err['msg']}")
         raise ValueError("; ".join(msgs)) from None
-
-
-def build(arch: str, net: dict[str, Any], image_size: int, channels: int = 3, cond_dim: int = 0):
-    """Construct (G, D) for ``arch``; imports torch. ``cond_dim``: length of the one-hot label vector."""
-    params = ARCHS[arch].net.model_validate(net)
-    return importlib.import_module(f"models.{ARCHS[arch].module}").build(params, image_size, channels, cond_dim)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "gif", "bmp")
@@ -336,23 +337,37 @@ class ModelSpec(Strict):
         return family(self.arch)
 
 
+def _yaml_switch(value: Any) -> Any:
+    """YAML 1.1 reads on/off/yes/no/true/false as booleans, in params.yaml and in ``-S`` values alike:
+    a knob spelled with the words ``on``/``off`` takes them back however YAML read them."""
+    return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
+_T = TypeVar("_T")
+Switch = Annotated[_T, BeforeValidator(_yaml_switch)]  # Switch[Literal["auto", "off"]]: YAML's booleans taken back
+
+
 class TrainParams(Strict):
     enabled: list[str] = Field(default_factory=list)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's)")
     resume: Literal["auto", "never"] = Field("auto", description="auto: continue from runs/<model>/checkpoint.pt when it fits")
-    fast: Literal["auto", "on", "off"] = Field(
+    fast: Switch[Literal["auto", "on", "off"]] = Field(
         "auto", description="the trainer's fast path (pipeline/train/fastpath.py). auto: on CUDA, bf16 autocast, channels_last, "
                             "fused Adam and the whole step in one CUDA graph, as the knobs below allow; on: also on the "
                             "CPU, where only autocast and channels_last apply (for comparisons; slower there); off: the "
                             "plain fp32 eager loop everywhere")
-    amp: Literal["bf16", "off"] = Field("bf16", description="fast path: autocast dtype of the forward passes (losses stay fp32)")
-    channels_last: Literal["auto", "off"] = Field(
+    amp: Switch[Literal["bf16", "off"]] = Field(
+        "bf16", description="fast path: autocast dtype of the forward passes (losses stay fp32)")
+    channels_last: Switch[Literal["auto", "off"]] = Field(
         "auto", description="fast path: channels_last weights and batches (auto: nets with convolutions)")
-    cuda_graph: Literal["auto", "off"] = Field(
+    cuda_graph: Switch[Literal["auto", "off"]] = Field(
         "auto", description="fast path: capture the whole training step in one CUDA graph when the model allows it "
                             "(not with DDP or the DRAGAN penalty; the log says why when it is off)")
+    deterministic: bool = Field(
+        False, description="cuDNN's deterministic algorithms, no cuDNN autotuning, a fixed cuBLAS workspace: a GPU run "
+                           "that resumes ends on the uninterrupted run's weights, bit for bit (slower; the CPU is always so)")
     models: dict[str, ModelSpec] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -53,11 +53,11 @@ def drawn_faces(ckpt: str | Path, n: int, device, *, seed: int = 0, batch_size: 
     uniformly; sketch2image: the XDoG sketches of ``real[:n]`` (it cannot draw from nothing).
     """
     from pipeline.core.images import to_uint8
-    from pipeline.train.loop import load_generator
+    from pipeline.train.checkpoint import load_generator
 
     G, meta = load_generator(ckpt, device, ema=ema)
     sketches = None
-    if meta["family"] == "sketch":
+    if G.fam.sketches:
         if real is None:
             raise ValueError(f"{ckpt} is a sketch2image model: it needs real faces to take sketches of")
         sketches = sketch_tensor(sketches_for(meta, real[:n]))
@@ -68,16 +68,16 @@ def drawn_faces(ckpt: str | Path, n: int, device, *, seed: int = 0, batch_size: 
 def sample(params: Params, name: str, n: int = 64, tags: list[str] | None = None, seed: int = 0,
            sketch: str | None = None, ema: bool = True, out: str | Path | None = None) -> Path:
     """Write a grid of ``n`` samples of model ``name`` (sketch2image: sketch beside face) and return its path."""
-    from pipeline.core.images import grid, save_png, to_uint8
     from pipeline.core.device import resolve_device
-    from pipeline.train.loop import load_generator
+    from pipeline.core.images import grid, save_png, to_uint8
+    from pipeline.train.checkpoint import load_generator
 
     ckpt = Path(params.paths.runs) / name / "checkpoint.pt"
     if not ckpt.exists():
         raise FileNotFoundError(f"{ckpt} does not exist; train the model first (python -m pipeline train {name})")
     device = resolve_device(params.train.device)
     G, meta = load_generator(ckpt, device, ema=ema)
-    if meta["family"] == "sketch":
+    if G.fam.sketches:
         if tags:
             raise ValueError("sketch2image takes a sketch (--sketch path), not tags")
         if sketch:

@@ -16,6 +16,9 @@ Choices the trainer makes with this (pipeline/train/loop.py):
   and so the checkpoint, are the same.
 - Loss-threshold skips decide on the loss averaged over ranks (what the averaged gradient
   descends), so every rank skips or steps together.
+- Initial weights are the same on every rank (one seed); what must differ does: each rank takes
+  its own slice of z and of the DRAGAN perturbations drawn for all ranks from the one training
+  generator, and the global generator (dropout) is seeded per rank, its state saved per rank.
 - Rank 0 alone writes samples, checkpoints, losses.csv, MLflow and train.json; every rank reads the
   checkpoint to resume.
 """
@@ -25,8 +28,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 
@@ -63,6 +66,15 @@ class Dist:
     def mean_(self, t: torch.Tensor) -> torch.Tensor:
         """Average ``t`` over ranks, in place (sum then divide: gloo has no AVG)."""
         return self.sum_(t).div_(self.world) if self.active else t
+
+    def gather(self, t: torch.Tensor, dev: torch.device) -> list[torch.Tensor]:
+        """Every rank's ``t`` (one shape on all ranks), on the CPU, in rank order; nccl moves CUDA tensors only."""
+        if not self.active:
+            return [t]
+        x = t.to(dev) if dev.type == "cuda" else t
+        parts = [torch.empty_like(x) for _ in range(self.world)]
+        torch.distributed.all_gather(parts, x)
+        return [p.cpu() for p in parts]
 
     def wrap(self, net: torch.nn.Module, dev: torch.device) -> torch.nn.Module:
         """DDP around ``net`` (the bare module stays what checkpoints and sampling use)."""

@@ -15,14 +15,24 @@ host: the batch indices and z are copied into static buffers before each replay,
 same generator as the eager path (the same z, step for step). DRAGAN's penalty draws its
 perturbation from the training generator inside the step and needs double backward: it runs
 eager. Under DDP the graph stays off (collectives are not captured); the rest stays on.
+
+Correct by construction (each piece a CUDA kernel would otherwise refuse at step 1): the trainer
+applies channels_last (``Plan.prepare``) before the optimisers and their state exist, so Adam's
+state has its parameter's strides (CUDA's fused Adam requires one layout for params, grads and
+state); Adam is ``capturable`` only when a graph is captured (its eager steps are slower); a
+capture that fails runs in the thread-local error mode, is synchronised, and leaves fresh
+gradients, and the run says why in train.json. ``train.deterministic`` (``Plan.backend``): cuDNN's
+deterministic algorithms, no autotuning, a fixed cuBLAS workspace, so a GPU run resumes bit-exact;
+the global flags are put back when the run ends.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -38,6 +48,7 @@ class FastOptions:
     amp: str = "bf16"             # bf16 | off
     channels_last: str = "auto"   # auto (nets with convolutions) | off
     cuda_graph: str = "auto"      # auto | off
+    deterministic: bool = False   # cuDNN deterministic, no autotune, cuBLAS workspace: bit-exact GPU resume
 
 
 @dataclass
@@ -48,6 +59,7 @@ class Plan:
     fused_adam: bool = False
     cudnn_benchmark: bool = False
     graph: bool = False
+    deterministic: bool = False
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -55,12 +67,13 @@ class Plan:
         return bool(self.amp or self.channels_last or self.fused_adam or self.graph)
 
     def describe(self) -> str:
+        det = ["deterministic algorithms (train.deterministic)"] if self.deterministic else []
         if not self.on:
-            return "fast path off: " + "; ".join(self.notes or ["nothing to turn on"])
+            return "fast path off: " + "; ".join((self.notes or ["nothing to turn on"]) + det)
         parts = [name for name, on in (("bf16 autocast", self.amp), ("channels_last", self.channels_last),
                                        ("fused Adam", self.fused_adam), ("cuDNN autotune", self.cudnn_benchmark),
                                        ("CUDA graph of the whole step", self.graph)) if on]
-        return "fast path on: " + ", ".join(parts) + "".join(f"; {n}" for n in self.notes)
+        return "fast path on: " + ", ".join(parts) + "".join(f"; {n}" for n in self.notes + det)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Context for forward passes (backward runs outside it, as autocast wants). The weight-cast
@@ -69,11 +82,34 @@ class Plan:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp, cache_enabled=not self.graph)
 
+    @contextlib.contextmanager
+    def backend(self):
+        """The run's global backend flags (cuDNN autotune; deterministic mode), put back afterwards so
+        a later run in the same process (the bench's next row) starts from the same settings. The
+        cuBLAS workspace setting takes effect only before the process's first cuBLAS call: a
+        process that trains more than once sets CUBLAS_WORKSPACE_CONFIG=:4096:8 itself first."""
+        cudnn = torch.backends.cudnn
+        saved = (cudnn.benchmark, cudnn.deterministic, torch.are_deterministic_algorithms_enabled(),
+                 torch.is_deterministic_algorithms_warn_only_enabled(), os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+        try:
+            if self.cudnn_benchmark:
+                cudnn.benchmark = True
+            if self.deterministic:
+                cudnn.benchmark, cudnn.deterministic = False, True
+                os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+                torch.use_deterministic_algorithms(True, warn_only=True)  # ops with no deterministic kernel warn, not fail
+            yield
+        finally:
+            cudnn.benchmark, cudnn.deterministic = saved[0], saved[1]
+            torch.use_deterministic_algorithms(saved[2], warn_only=saved[3])
+            if saved[4] is None:
+                os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+            else:
+                os.environ["CUBLAS_WORKSPACE_CONFIG"] = saved[4]
+
     def prepare(self, *nets: torch.nn.Module) -> None:
-        """cuDNN autotuning when planned; channels_last for nets that convolve (a fully connected
-        net gains nothing from it)."""
-        if self.cudnn_benchmark:
-            torch.backends.cudnn.benchmark = True
+        """channels_last for nets that convolve (a fully connected net gains nothing from it). Call
+        it before the optimisers exist: their state then takes the parameters' layout."""
         if not self.channels_last:
             return
         if not any(isinstance(m, torch.nn.modules.conv._ConvNd) for net in nets for m in net.modules()):
@@ -89,7 +125,7 @@ class Plan:
 
 def choose(opts: FastOptions, *, device: torch.device, dragan: bool = False, world: int = 1) -> Plan:
     """Which pieces of the fast path this run gets, with the reason for each one left out."""
-    plan = Plan(device)
+    plan = Plan(device, deterministic=opts.deterministic)
     if opts.fast == "off":
         plan.notes.append("train.fast is off")
         return plan
@@ -110,7 +146,11 @@ def choose(opts: FastOptions, *, device: torch.device, dragan: bool = False, wor
     if not cuda:
         plan.notes.append(f"fused Adam and CUDA graph off: device is {device.type}")
         return plan
-    plan.fused_adam = plan.cudnn_benchmark = True
+    plan.fused_adam = True
+    if opts.deterministic:
+        plan.notes.append("cuDNN autotune off: train.deterministic")
+    else:
+        plan.cudnn_benchmark = True
     if opts.cuda_graph == "off":
         plan.notes.append("CUDA graph off: train.cuda_graph is off")
     elif world > 1:
@@ -166,14 +206,25 @@ class GraphedStep:
         graph = torch.cuda.CUDAGraph()
         try:
             self.before_capture()
-            with torch.cuda.graph(graph):
+            # thread_local: an error in this thread does not leave the capture poisoned for later launches
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 out = self.fn(*static)
         except Exception as e:  # noqa: BLE001  any failure to capture means: train on without a graph
             self.failed = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             log.warning("CUDA graph capture failed (%s); the steps run eager from here on", self.failed)
-            torch.cuda.synchronize()
+            with contextlib.suppress(Exception):  # an error the capture left behind surfaces here, once
+                torch.cuda.synchronize()
+            self.graph = self.out = None
+            self.before_capture()  # fresh gradients: none of the failed capture's half-recorded ones survive
             return self.fn(*inputs)
         self.graph, self.out = graph, out
         log.info("CUDA graph captured after %d eager steps", self.eager_calls)
         graph.replay()
         return out
+
+    @property
+    def status(self) -> str:
+        """What train.json says of the graph: captured, failed (why), or not yet (fewer steps than the warm-up)."""
+        if self.failed is not None:
+            return f"capture failed, eager instead: {self.failed}"
+        return "captured" if self.graph is not None else f"not captured: the run ended within the {self.warmup} warm-up steps"

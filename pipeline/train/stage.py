@@ -24,13 +24,14 @@ def run_train(params: Params, name: str) -> dict[str, Any]:
     this; they train one model with DDP (pipeline/train/distributed.py)."""
     import torch
 
+    from pipeline.core.device import resolve_device
     from pipeline.train import distributed
     from pipeline.train.fastpath import FastOptions
-    from pipeline.core.device import resolve_device
 
     spec = params.model(name)
     t = params.train
-    fast = FastOptions(fast=t.fast, amp=t.amp, channels_last=t.channels_last, cuda_graph=t.cuda_graph)
+    fast = FastOptions(fast=t.fast, amp=t.amp, channels_last=t.channels_last, cuda_graph=t.cuda_graph,
+                       deterministic=t.deterministic)
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
     with distributed.session(resolve_device(t.device)) as dist:

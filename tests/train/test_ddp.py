@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, tiny_overrides
 from pipeline.params import load_params
+
+from conftest import ROOT, tiny_overrides
 
 AUDIT = '''
 import atexit, os, sys

@@ -8,8 +8,9 @@ import pytest
 import torch
 from test_trainer import FACES, _snapshot, run, spec_for
 
+from pipeline.train.families import Batch
 from pipeline.train.fastpath import FastOptions, choose
-from pipeline.train.loop import Batch, gan_step, make_gan, update
+from pipeline.train.loop import gan_step, make_gan, update
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 

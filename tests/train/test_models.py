@@ -5,11 +5,13 @@ import pandas as pd
 import pytest
 import torch
 
-from models.registry import ARCHS, build
-from models.sampler import Sampler, one_hot
+from models.registry import ARCHS
+from models.zoo import build
 from pipeline.core.datasets import encode_labels, toy_labelled_faces
-from pipeline.params import ModelSpec
 from pipeline.core.sketch import xdog
+from pipeline.params import ModelSpec
+from pipeline.train.families import one_hot
+from pipeline.train.sampling import Sampler
 
 TINY = {"dcgan": {"nz": 8, "ngf": 8, "ndf": 8}, "dcgan_tags": {"nz": 8, "ngf": 8, "ndf": 8},
         "acgan": {"nz": 8, "ngf": 8, "ndf": 8}, "gan_mlp": {"nz": 8, "hidden": 16}, "cgan": {"nz": 8, "hidden": 16},

@@ -4,12 +4,15 @@ import pickle
 
 import pytest
 import torch
-from conftest import ROOT
 
-from pipeline.train import loop as trainer
 from pipeline.core.datasets import Labels, sketches_of, toy_labelled_faces
 from pipeline.params import ModelSpec
-from pipeline.train.loop import Batch, TrainingDiverged, gan_step, load_generator, load_state, make_gan, train, update
+from pipeline.train import loop as trainer
+from pipeline.train.checkpoint import load_generator, load_state
+from pipeline.train.families import Batch
+from pipeline.train.loop import TrainingDiverged, gan_step, make_gan, train, update
+
+from conftest import ROOT
 
 FACES, LABELS = toy_labelled_faces(48, 32, seed=0)
 SKETCHES = sketches_of(FACES.images)
@@ -164,7 +167,7 @@ def test_trainer_imports_without_tracking_libraries():
     import subprocess
     import sys
 
-    code = ("import sys, pipeline.train.loop, pipeline.evaluate.sample, models.sampler; "
+    code = ("import sys, pipeline.train.loop, pipeline.evaluate.sample, pipeline.train.sampling; "
             "print(sorted(m for m in ('mlflow', 'prefect', 'dvc', 'pandas', 'matplotlib') if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr

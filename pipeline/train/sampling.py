@@ -1,7 +1,6 @@
-"""A trained G with what it takes to draw from it: noise, labels or sketches by family.
-
-Evaluation and the ``sample`` command only ever say "n faces, this seed, maybe these tags";
-this is the one place that knows how each family turns that into G's inputs.
+"""The one way to draw samples from a G: the trainer's epoch grids, evaluation's drawn faces and
+the ``sample`` command all end in ``outputs``; ``Sampler`` turns "n faces, this seed, maybe these
+tags or sketches" into G's inputs for any family (pipeline/train/families.py says which inputs).
 """
 
 from __future__ import annotations
@@ -11,19 +10,31 @@ import copy
 import torch
 from torch import nn
 
+from pipeline.train.families import FAMILIES, Batch, Family, one_hot
 
-def one_hot(codes: torch.Tensor, sizes: list[int]) -> torch.Tensor:
-    """N x A integer codes (-1 unknown) -> N x sum(sizes) concatenated one-hots (unknown: all zeros)."""
-    parts = [nn.functional.one_hot(codes[:, k].clamp_min(0), s).float() * (codes[:, k:k + 1] >= 0)
-             for k, s in enumerate(sizes)]
-    return torch.cat(parts, 1)
+
+@torch.no_grad()
+def outputs(G: nn.Module, fam: Family, inputs: Batch, batch_size: int = 256, batch_stats: bool | None = None) -> torch.Tensor:
+    """G's images in [-1, 1] for ``inputs`` (z, c or sketch), ``batch_size`` at a time, on a copy of
+    G so the trained G's running BatchNorm statistics are untouched. ``batch_stats``: train mode
+    (BatchNorm on each chunk) or eval mode; by default the family's way of sampling."""
+    g = copy.deepcopy(G).train(fam.batch_stats if batch_stats is None else batch_stats)
+    lead = inputs.sketch if fam.sketches else inputs.z
+    chunks = [Batch(inputs.real, z=None if inputs.z is None else inputs.z[i:i + batch_size],
+                    c=None if inputs.c is None else inputs.c[i:i + batch_size],
+                    sketch=None if inputs.sketch is None else inputs.sketch[i:i + batch_size])
+              for i in range(0, len(lead), batch_size)]
+    return torch.cat([fam.fake(g, b) for b in chunks])
 
 
 class Sampler(nn.Module):
+    """A trained G with its checkpoint's meta (family, label vocabulary)."""
+
     def __init__(self, G: nn.Module, meta: dict):
         super().__init__()
         self.G, self.meta = G, meta
         self.family = meta["family"]
+        self.fam = FAMILIES[self.family]
         self.vocab: dict[str, list[str]] = meta.get("vocab") or {}
         self.sizes = [len(v) for v in self.vocab.values()]
         self.nz = getattr(G, "nz", 0)
@@ -72,24 +83,19 @@ class Sampler(nn.Module):
     @torch.no_grad()
     def draw(self, n: int, seed: int = 0, batch_size: int = 256, tags: list[str] | None = None,
              sketches: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(n images in [-1, 1], the N x A attribute codes used or None). Unconditional G samples with
-        batch statistics (as the reference DCGAN); conditional G in eval mode, since a batch that all
-        shares one label would have BatchNorm subtract the label's effect away."""
+        """(n images in [-1, 1], the N x A attribute codes used or None): noise of ``seed``; labels
+        with ``tags`` fixed and every other attribute uniform; or the first n ``sketches``."""
         dev = next(self.G.parameters()).device
         gen = torch.Generator(device=dev).manual_seed(seed)
-        g = copy.deepcopy(self.G)
-        if self.family == "sketch":
+        if self.fam.sketches:
             if sketches is None:
                 raise ValueError("sketch2image samples from sketches: pass sketches (N x 1 x H x W in [-1, 1])")
-            g.eval()
-            return torch.cat([g(s.to(dev)) for s in sketches[:n].split(batch_size)]), None
-        z = torch.randn(n, self.nz, generator=gen, device=dev)
-        if not self.vocab:
+            return outputs(self.G, self.fam, Batch(None, sketch=sketches[:n].to(dev)), batch_size), None
+        inputs = Batch(None, z=torch.randn(n, self.nz, generator=gen, device=dev))
+        if not self.fam.labels:
             if tags:
                 raise ValueError("this model is unconditional: it takes no tags")
-            g.train()
-            return torch.cat([g(chunk) for chunk in z.split(batch_size)]), None
-        g.eval()
-        codes = self.random_codes(n, gen, self.codes_of_tags(tags or []))
-        c = one_hot(codes, self.sizes)
-        return torch.cat([g(zc, cc) for zc, cc in zip(z.split(batch_size), c.split(batch_size))]), codes
+            return outputs(self.G, self.fam, inputs, batch_size), None
+        inputs.codes = self.random_codes(n, gen, self.codes_of_tags(tags or []))
+        inputs.c = one_hot(inputs.codes, self.sizes)
+        return outputs(self.G, self.fam, inputs, batch_size), inputs.codes
