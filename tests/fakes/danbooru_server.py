@@ -450,7 +450,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _matches(post: dict, tags: list[str]) -> bool:
-    have = set(post.get("tag_string", "").split())
+    have = set((post.get("tag_string") or "").split())
     for tag in tags:
         neg = tag.startswith("-")
         name = tag.lstrip("-")

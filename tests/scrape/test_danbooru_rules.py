@@ -414,3 +414,24 @@ def test_real_2020_page_served_with_stand_in_files(shared_data, tmp_path):
     with DanbooruServer(posts) as server:
         result = scrape(sparams(server, "scrape.danbooru.variant=sample", "scrape.danbooru.ratings=[s]"), tmp_path / "raw")
     assert result.new == 4 and result.stats["kept_sample"] == sum(p["has_large"] for p in page)
+
+
+def test_sparse_posts_with_keys_missing_are_read_not_crashed_on(tmp_path):
+    """Forks and older APIs (safebooru-style) leave keys out or null: sizes, tags, media_asset."""
+    posts = make_posts(3)
+    sparse = {k: posts[0][k] for k in ("id", "md5", "file_url", "file_ext", "rating")}
+    posts[0] = {**sparse, "media_asset": None, "tag_string": None, "large_file_url": None}
+    with DanbooruServer(posts) as server:
+        result = scrape(sparams(server, "scrape.danbooru.variant=sample"), tmp_path / "raw")
+    m = pd.read_parquet(tmp_path / "raw" / MANIFEST).set_index("id")
+    assert result.new == 3 and m.loc["3", "width"] == 64 and m.loc["3", "tags_general"] == ""
+
+
+def test_a_redirect_loop_is_a_refused_file_not_a_hang(tmp_path):
+    posts = make_posts(2)
+    m0 = posts[0]["md5"]
+    loop = posts[0]["file_url"]  # redirects to itself
+    with DanbooruServer(posts, file_faults={m0: [("redirect", loop)] * 10}) as server:
+        result = scrape(sparams(server), tmp_path / "raw")
+        hops = server.file_requests.count(server.file_url(posts[0]).split(server.url)[1])
+    assert dict(result.skipped) == {"file_unavailable": 1} and result.new == 1 and hops == 6  # the request + 5 hops

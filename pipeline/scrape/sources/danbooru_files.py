@@ -148,6 +148,10 @@ class FileFetcher:
                 choice = api.choose_file(post, self.cfg.model_copy(update={"variant": "original"}))
                 if not api.host_allowed(choice.url, self.cfg.base_url, self.cfg.allowed_hosts):
                     raise FileSkip("host_not_allowed")
+                if choice.size is not None and choice.size > self.cfg.max_file_bytes:
+                    raise FileSkip("too_large", "the sample failed and the original is over max_file_bytes")
+                if choice.width * choice.height > self.max_pixels:
+                    raise FileSkip("too_many_pixels", "the sample failed and the original is over max_pixels")
         if stored is None:
             stored = self._original(post, choice)
         p = probe(stored.data, self.max_pixels)
