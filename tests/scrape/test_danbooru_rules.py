@@ -161,6 +161,7 @@ def test_page_size_5_with_failed_downloads_loses_nothing(tmp_path):
     assert second.new == 9 and not second.skipped.get("no_longer_listed") and ids(out) == list(range(1, 15))
     # one request for the 9 ids; the mirror's cap of 5 cut it short, so the other 4 were asked again
     assert len(by_id) == 2 and "limit=9" in by_id[0] and "limit=4" in by_id[1]
+    assert {r["try"] for r in read_journal(out / JOURNAL) if r["t"] == "fail"} == {1}
 
 
 # 4. a walk that keeps nothing stops, naming the reason and the setting ----------------------------

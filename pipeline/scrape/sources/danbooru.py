@@ -308,7 +308,7 @@ class DanbooruScrape:
         elif o.kind == "skip":
             self._skip(o.post_id, o.reason, o.detail)
         else:
-            self._record({"t": "fail", "id": o.post_id, "reason": o.reason})
+            self._record({"t": "fail", "id": o.post_id, "reason": o.reason, "try": self.state.tries[o.post_id] + 1})
             self.result.failed[o.reason] += 1
 
     def process(self, posts: list[dict], pool: ThreadPoolExecutor) -> tuple[list[int], int, Counter]:
