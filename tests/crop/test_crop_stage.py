@@ -169,7 +169,7 @@ def test_crop_modules_import_no_heavy_library():
 
 
 @pytest.mark.shared_data
-@pytest.mark.parametrize("detector", ["animeface", "lbpcascade"])
+@pytest.mark.parametrize("detector", ["animeface", "lbpcascade", "ensemble"])
 def test_real_illustrations(shared_data, tmp_path, detector):
     """Both detectors through the whole stage: each verified face found, boxes in source pixels."""
     names = ["getchu_yuheng_00001.jpg", "grapeot_204032.jpg", "jonathonyan_detect_03.jpg"]
@@ -195,3 +195,7 @@ def test_config_digest_tracks_only_what_changes_the_faces():
     assert config_digest(CropParams(detector="animeface", workers=3, dedupe_distance=4, cascade_file="x.xml")) == base
     assert config_digest(CropParams(detector="animeface", margin=1.2)) != base
     assert config_digest(CropParams(detector="lbpcascade", cascade_file="x.xml")) != config_digest(CropParams(detector="lbpcascade"))
+    assert config_digest(CropParams(detector="animeface", ensemble_iou=0.5)) == base
+    assert config_digest(CropParams(detector="ensemble", ensemble_iou=0.5)) != config_digest(CropParams(detector="ensemble"))
+    assert config_digest(CropParams(detector="animeface", retry_side=None)) != base
+    assert config_digest(CropParams(detector="animeface", detect_min_side=256)) != base
