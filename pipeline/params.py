@@ -131,6 +131,10 @@ class DanbooruSource(Strict):
 class ScrapeParams(Strict):
     source: Literal["danbooru", "folder", "toy"] = "danbooru"
     folder: str | None = None
+    folder_attribute: str | None = Field(None, description="plain class folders (ImageFolder style) under scrape.folder "
+                                         "hold values of this attribute, e.g. hair_color; null: only <attribute>=<value> folders")
+    folder_labels: str | None = Field("labels.csv", description="a CSV in scrape.folder: a file column (path in the folder) "
+                                      "then attribute columns or tags; read when present; null: never")
     extensions: list[str] = Field(default_factory=lambda: ["jpg", "jpeg", "png", "webp", "gif"])
     max_pixels: int = Field(89_478_485, ge=1, description="decompression-bomb limit (Pillow's default)")
     toy: ToySource = Field(default_factory=ToySource)
@@ -156,12 +160,17 @@ class ScrapeParams(Strict):
 class CropParams(Strict):
     """How faces are found and cut; see pipeline/crop/stage.py and pipeline/crop/geometry.py."""
 
-    detector: Literal["animeface", "lbpcascade", "none"] = "animeface"
+    detector: Literal["animeface", "lbpcascade", "ensemble", "none"] = "animeface"
     size: int = Field(64, ge=8, le=1024, description="output side in px (64 default; 128, 256 for bigger GANs)")
     margin: float = Field(1.5, ge=1.0, le=4.0, description="square side = margin x the longer box side")
     min_score: float = Field(0.5, ge=0.0, le=1.0)
     min_face: int = Field(24, ge=1, description="px in the source image; smaller faces are dropped")
     detect_max_side: int | None = Field(512, ge=64, description="detect on a copy no larger than this (null: full size)")
+    detect_min_side: int | None = Field(512, ge=64, description="a picture smaller than this is upscaled to it for "
+                                        "detection (small faces); null: never upscale")
+    retry_side: int | None = Field(1024, ge=64, description="a picture with no face at the detect side is searched "
+                                   "again at this longest side; null: one pass")
+    ensemble_iou: float = Field(0.3, gt=0.0, le=1.0, description="detector ensemble: boxes overlapping this much are one face")
     max_faces: int = Field(8, ge=1)
     border: Literal["shift", "pad_reflect", "pad_constant", "drop"] = "shift"
     pad_value: int = Field(0, ge=0, le=255, description="grey level of pad_constant")
@@ -295,6 +304,9 @@ class ModelSpec(Strict):
     conditioning: list[str] = Field(default_factory=list, description="label attributes (columns of data/labels.parquet)")
     aux_weight: float = Field(1.0, ge=0, description="acgan: weight of the attribute classification loss")
     dragan: float = Field(0.0, ge=0, description="acgan: DRAGAN gradient penalty weight (0 = off)")
+    augment: list[Literal["color", "translation", "cutout"]] = Field(
+        default_factory=list, description="DiffAugment (Zhao et al. 2020): ops applied to every image D sees, real and "
+        "generated alike, in both losses; keeps D from memorising a small set (a few thousand faces). [] = off")
     aux_fake: bool = Field(True, description="acgan: D's classifier also learns the labels G was given from its fakes "
                                              "(Odena et al.); false: from real faces only, so it cannot learn G's mistakes")
     l1_weight: float = Field(100.0, ge=0, description="sketch2image: weight of the L1 loss to the real face")
@@ -457,9 +469,10 @@ class LabelsParams(Strict):
     """Stage ``labels``: manual labels merged with the tagger's into one table per face."""
 
     manual: str = Field("labels/manual.csv", description="CSV keyed by face_id, md5 or file; absent file = no manual labels")
-    precedence: list[Literal["manual", "danbooru", "i2v"]] = Field(
-        ["manual", "danbooru", "i2v"], min_length=1, description="label sources, the first that knows an attribute "
-        "wins; a source left out is not used (danbooru: the post's own tags, for faces alone on a Danbooru post)")
+    precedence: list[Literal["manual", "folder", "danbooru", "i2v"]] = Field(
+        ["manual", "folder", "danbooru", "i2v"], min_length=1, description="label sources, the first that knows an attribute "
+        "wins; a source left out is not used (folder: a labelled scrape.folder; danbooru: the post's own tags, for faces "
+        "alone on a Danbooru post)")
 
     @field_validator("precedence")
     @classmethod
@@ -482,6 +495,17 @@ class LabelUIParams(Strict):
                                   "(best group value's p, or max(p, 1-p) for yes/no) puts the face in the "
                                   "'low confidence' filter")
 
+class PlayParams(Strict):
+    """``boorugan play``: the local page that draws from every trained model in ``paths.runs``."""
+
+    host: str = Field("127.0.0.1", description="bind address; anything but loopback exposes the models to the network")
+    port: int = Field(8766, ge=0, le=65535, description="0 = any free port")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$", description="where generation runs: auto | cpu | cuda")
+    max_models: int = Field(4, ge=1, le=64, description="models kept loaded at once (least recently used is dropped)")
+    mlflow_ui: str = Field("http://127.0.0.1:5000", description="the MLflow UI that links to a model's run point at "
+                           "(make ui); a tracking server's own URL is used when MLFLOW_TRACKING_URI is http(s)")
+
+
 class OrchestrationParams(Strict):
     """How the Prefect flows run the stages (flows/): where crop and tag shards go, and overlaps."""
 
@@ -501,6 +525,7 @@ class Params(Strict):
     tag: TagParams = Field(default_factory=TagParams)
     labels: LabelsParams = Field(default_factory=LabelsParams)
     label: LabelUIParams = Field(default_factory=LabelUIParams)
+    play: PlayParams = Field(default_factory=PlayParams)
     train: TrainParams = Field(default_factory=TrainParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     report: ReportParams = Field(default_factory=ReportParams)

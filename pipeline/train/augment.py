@@ -22,7 +22,8 @@ OPS = ("color", "translation", "cutout")
 
 
 def _uniform(n: int, gen: torch.Generator, device, dtype) -> torch.Tensor:
-    return torch.rand(n, 1, 1, 1, generator=gen, device=device, dtype=dtype)
+    """Drawn in fp32 whatever the images' dtype (bf16 under autocast), so the draw is the same either way."""
+    return torch.rand(n, 1, 1, 1, generator=gen, device=device).to(dtype)
 
 
 def color(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

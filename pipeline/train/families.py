@@ -15,12 +15,14 @@ A loss takes ``(gan, batch, fake)``: ``gan`` is the loop's GAN (G/D as the step 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from pipeline.train.augment import augment
 
 
 @dataclass
@@ -95,38 +97,52 @@ def _d_of_sketch_x(D: Callable, b: Batch, x: torch.Tensor):
     return D(b.sketch, x)
 
 
+def judged(fam: Family, gan: Any, b: Batch, x: torch.Tensor):
+    """D's output on ``x`` as D sees it: through the model's DiffAugment policy (``augment``), real and
+    generated images alike, in D's and G's losses both; labels are untouched, a sketch moves with its
+    picture. Draws come from the training generator, so resume stays exact."""
+    ops = gan.spec.augment
+    if not ops:
+        return fam.judge(gan.d, b, x)
+    if fam.sketches:
+        pair = augment(torch.cat([b.sketch.to(x.dtype), x], 1), ops, gan.gen, colour_channels=x.shape[1])
+        return fam.judge(gan.d, replace(b, sketch=pair[:, :1]), pair[:, 1:])
+    return fam.judge(gan.d, b, augment(x, ops, gan.gen))
+
+
 # ---------------------------------------------------------------------------------------------
 # losses: (family, gan, batch, fake) -> D: (loss, real logits, fake logits); G: loss (non-saturating)
 
 
 def adversarial_d(fam: Family, gan: Any, b: Batch, fake: torch.Tensor):
-    r, f = fam.judge(gan.d, b, b.real), fam.judge(gan.d, b, fake)
+    r, f = judged(fam, gan, b, b.real), judged(fam, gan, b, fake)
     return bce(r, 1.0 - gan.spec.label_smoothing) + bce(f, 0.0), r, f
 
 
 def adversarial_g(fam: Family, gan: Any, b: Batch, fake: torch.Tensor) -> torch.Tensor:
-    return bce(fam.judge(gan.d, b, fake), 1.0)
+    return bce(judged(fam, gan, b, fake), 1.0)
 
 
 def acgan_d(fam: Family, gan: Any, b: Batch, fake: torch.Tensor):
     """Real/fake plus the attributes of real faces (and of fakes, with ``aux_fake``), plus DRAGAN."""
-    (r, rc), (f, fc) = fam.judge(gan.d, b, b.real), fam.judge(gan.d, b, fake)
+    (r, rc), (f, fc) = judged(fam, gan, b, b.real), judged(fam, gan, b, fake)
     aux = grouped_ce(rc, b.codes, gan.sizes)
     if gan.spec.aux_fake:
         aux = aux + grouped_ce(fc, b.codes, gan.sizes)
     loss = bce(r, 1.0 - gan.spec.label_smoothing) + bce(f, 0.0) + gan.spec.aux_weight * aux
     if gan.spec.dragan:  # the bare D: its parameters' gradients still reach DDP's hooks in the one backward
-        loss = loss + gan.spec.dragan * dragan_penalty(gan.D, b.real, gan.gen, gan.dist.rank, gan.dist.world)
+        seen = (lambda x: gan.D(augment(x, gan.spec.augment, gan.gen))) if gan.spec.augment else gan.D  # what D sees
+        loss = loss + gan.spec.dragan * dragan_penalty(seen, b.real, gan.gen, gan.dist.rank, gan.dist.world)
     return loss, r, f
 
 
 def acgan_g(fam: Family, gan: Any, b: Batch, fake: torch.Tensor) -> torch.Tensor:
-    f, fc = fam.judge(gan.d, b, fake)
+    f, fc = judged(fam, gan, b, fake)
     return bce(f, 1.0) + gan.spec.aux_weight * grouped_ce(fc, b.codes, gan.sizes)
 
 
 def pix2pix_g(fam: Family, gan: Any, b: Batch, fake: torch.Tensor) -> torch.Tensor:
-    return bce(fam.judge(gan.d, b, fake), 1.0) + gan.spec.l1_weight * F.l1_loss(fake.float(), b.real)
+    return bce(judged(fam, gan, b, fake), 1.0) + gan.spec.l1_weight * F.l1_loss(fake.float(), b.real)
 
 
 @dataclass(frozen=True)

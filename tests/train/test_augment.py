@@ -68,3 +68,63 @@ def test_a_sketch_stacked_with_its_picture_moves_with_it_but_keeps_its_colour():
 def test_unknown_policy_is_refused_with_the_known_ops():
     with pytest.raises(ValueError, match="known: \\['color', 'translation', 'cutout'\\]"):
         check_policy(["color", "flip"])
+
+
+# ---------------------------------------------------------------------------------------------
+# in the trainer: every family's D sees augmented real and fake, labels untouched, resume exact
+
+from test_trainer import FACES, LABELS, assert_same, run, spec_for, state_of  # noqa: E402  (same folder)
+
+POLICY = ["color", "translation", "cutout"]
+
+
+def _recorded_d_inputs(arch: str, augment: list[str]):
+    from pipeline.train.families import FAMILIES, Batch, one_hot
+    from pipeline.train.loop import gan_step, make_gan
+
+    spec = spec_for(arch, augment=augment)
+    vocab = {a: list(LABELS.vocab[a]) for a in spec.conditioning} if spec.conditioning else None
+    gan = make_gan(spec, 32, 3, torch.device("cpu"), seed=0, vocab=vocab)
+    real = torch.from_numpy(FACES.images[:16]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    b = Batch(real, z=torch.randn(16, gan.nz))
+    if FAMILIES[spec.family].labels:
+        b.codes = torch.from_numpy(LABELS.codes[:16]).long()
+        b.c = one_hot(b.codes, gan.sizes)
+    seen = []
+    gan.D.register_forward_pre_hook(lambda mod, args: seen.append([a.detach().clone() for a in args]))
+    gan_step(gan, b)
+    return b, seen
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "cgan", "acgan"])
+def test_d_sees_real_and_fake_augmented_and_labels_untouched(arch):
+    b, plain = _recorded_d_inputs(arch, [])
+    _, aug = _recorded_d_inputs(arch, POLICY)
+    assert len(plain) == len(aug) >= 3  # D step: real, fake; G step: fake (acgan: same)
+    assert torch.equal(plain[0][0], b.real)  # without a policy D gets the batch as it is
+    real_seen = aug[0][0]
+    assert real_seen.shape == b.real.shape and not torch.equal(real_seen, b.real)
+    assert (real_seen == 0).float().mean() > 0.05  # cutout's and translation's zeros are there
+    for call in aug[1:]:  # the fakes went through the same ops: cutout holes in every one
+        assert ((call[0] == 0).flatten(1).float().mean(1) > 0).all()
+    if arch != "acgan" and b.c is not None:  # conditional D takes (x, c): c exactly the batch's labels
+        for call in aug:
+            assert torch.equal(call[1], b.c)
+
+
+def test_resume_is_exact_with_augmentation(tmp_path):
+    """4 steps == 2 + resume + 2 with DiffAugment on (its draws come from the saved generator)."""
+    for arch, extra in [("dcgan", {}), ("sketch2image", {}), ("acgan", {"dragan": 0.5})]:
+        spec = dict(augment=POLICY, **extra)
+        run(spec_for(arch, steps=4, **spec), tmp_path / arch / "full")
+        run(spec_for(arch, steps=2, **spec), tmp_path / arch / "split")
+        assert run(spec_for(arch, steps=4, **spec), tmp_path / arch / "split")["resumed_from"] == 2
+        assert_same(state_of(tmp_path / arch / "full" / "checkpoint.pt"), state_of(tmp_path / arch / "split" / "checkpoint.pt"))
+
+
+def test_augmentation_changes_training_and_the_policy_is_a_training_param(tmp_path):
+    plain = run(spec_for("dcgan", steps=2), tmp_path / "plain")
+    aug = run(spec_for("dcgan", steps=2, augment=POLICY), tmp_path / "aug")
+    assert plain["final_loss_d"] != aug["final_loss_d"]
+    # switching augmentation on is a different training run: no resume from the plain checkpoint
+    assert run(spec_for("dcgan", steps=4, augment=POLICY), tmp_path / "plain")["resumed_from"] == 0
