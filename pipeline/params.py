@@ -359,8 +359,21 @@ _T = TypeVar("_T")
 Switch = Annotated[_T, BeforeValidator(_yaml_switch)]  # Switch[Literal["auto", "off"]]: YAML's booleans taken back
 
 
+class TrainBudget(Strict):
+    """How long a model whose entry sets no ``steps`` trains, in images shown, by the device it runs
+    on: a GPU has the time to draw faces, a CPU keeps ``dvc repro`` short (each entry's epochs)."""
+
+    cpu: int | None = Field(None, ge=1, description="images shown on a CPU; null: each model's epochs")
+    cuda: int | None = Field(500_000, ge=1, description="images shown on a GPU; null: each model's epochs")
+
+    def steps_for(self, device_type: str, batch: int) -> int | None:
+        images = getattr(self, device_type, None)
+        return None if images is None else max(1, -(-images // batch))
+
+
 class TrainParams(Strict):
     enabled: list[str] = Field(default_factory=list)
+    budget: TrainBudget = Field(default_factory=TrainBudget)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's)")

@@ -55,6 +55,7 @@ def _train(params: Params, name: str, spec: ModelSpec, fast: FastOptions, dist: 
         spec, labels, skipped = conditioning_labels(params, name, spec, faces)
         if skipped:
             return skip(params, name, skipped, dist)
+    spec = budgeted(params, name, spec, dist)
     sketches = sketches_of(faces.images, spec.sketch) if spec.family == "sketch" else None
     data_id = faces.digest if labels is None else f"{faces.digest}:{hashlib.md5(labels.codes.tobytes()).hexdigest()}"
     out = Path(params.paths.runs) / name
@@ -75,6 +76,27 @@ def _train(params: Params, name: str, spec: ModelSpec, fast: FastOptions, dist: 
             mlflow.log_artifact(str(out / "losses.png"))
         write_json(out / "train.json", summary)
     return summary
+
+
+def budgeted(params: Params, name: str, spec: ModelSpec, dist: Dist) -> ModelSpec:
+    """``spec`` with the device's budget (``train.budget``) as its steps, unless the entry sets steps;
+    where there is none (a CPU by default) the entry's epochs stand, and the log says how to raise them."""
+    import logging
+
+    from pipeline.core.device import resolve_device
+
+    if spec.steps is not None:
+        return spec
+    device = resolve_device(params.train.device).type
+    steps = params.train.budget.steps_for(device, spec.batch_size * dist.world)
+    if steps is None:
+        if dist.main:
+            logging.getLogger(__name__).warning(
+                "train@%s: %d epoch(s), a short %s run; for faces raise -S train.models.%s.epochs=N, or set "
+                "-S train.budget.%s=<images shown> (a GPU trains train.budget.cuda images by default)",
+                name, spec.epochs, device.upper(), name, device)
+        return spec
+    return spec.model_copy(update={"steps": steps})
 
 
 NO_LABELS_HINT = "label faces with `boorugan label`, a labels CSV or a labelled folder, or turn on the tagger"

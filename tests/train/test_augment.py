@@ -128,3 +128,21 @@ def test_augmentation_changes_training_and_the_policy_is_a_training_param(tmp_pa
     assert plain["final_loss_d"] != aug["final_loss_d"]
     # switching augmentation on is a different training run: no resume from the plain checkpoint
     assert run(spec_for("dcgan", steps=4, augment=POLICY), tmp_path / "plain")["resumed_from"] == 0
+
+
+def test_the_budget_is_the_devices_unless_the_entry_sets_steps():
+    from pipeline.params import TrainBudget, load_params
+    from pipeline.train.distributed import Dist
+    from pipeline.train.stage import budgeted
+
+    from conftest import ROOT
+
+    assert TrainBudget().steps_for("cpu", 64) is None  # a CPU keeps each entry's epochs
+    assert TrainBudget().steps_for("cuda", 64) == 7813  # 500,000 images / 64, rounded up
+    params = load_params(ROOT / "params.yaml", ["train.device=cpu", "train.budget.cpu=640"])
+    spec = params.model("dcgan")
+    assert budgeted(params, "dcgan", spec, Dist()).steps == 640 // spec.batch_size
+    fixed = spec.model_copy(update={"steps": 3})
+    assert budgeted(params, "dcgan", fixed, Dist()).steps == 3  # the entry's own steps win
+    cpu = load_params(ROOT / "params.yaml", ["train.device=cpu"])
+    assert budgeted(cpu, "dcgan", spec, Dist()).steps is None
