@@ -63,6 +63,12 @@ def _label(args, params) -> None:
     run_label(params)
 
 
+def _play(args, params) -> None:
+    from pipeline.play.server import run_play
+
+    run_play(params)
+
+
 def _train(args, params) -> None:
     summary = run('train', params, args.model)
     if summary.get("skipped"):  # exit 0: the stage did its job (train.json says why), so dvc repro goes on
@@ -169,6 +175,7 @@ _PRINTERS: dict[str, Callable] = {"scrape": _scrape, "crop": _crop, "tag": _tag,
 COMMANDS: dict[str, tuple[str, Callable, bool]] = {
     **{s.name: (s.help, _PRINTERS[s.name], s.per_model) for s in STAGES if s.name != "report"},
     "label": ("serve the labelling page that writes labels/manual.csv (127.0.0.1)", _label, False),
+    "play": ("serve a page that draws from, compares and walks every trained model in runs/ (127.0.0.1)", _play, False),
     "sample": ("write a grid of faces from a trained model (conditional: --tags)", _sample, True),
     "report": (BY_NAME["report"].help, _report, False),
     "flow": ("run every stage in order as one Prefect flow", _flow, False),
