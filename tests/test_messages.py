@@ -9,8 +9,9 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import ROOT
 from pipeline.cli import main
+
+from conftest import ROOT
 
 OFF = ["-S", "tracking.enabled=false"]
 
@@ -62,7 +63,8 @@ def test_a_missing_input_names_the_file_and_the_stage_that_makes_it(world, capsy
 
 
 def test_every_stage_says_the_same_sentence(world, capsys):
-    """One helper (pipeline/core/inputs.py) words them: '<path> does not exist; run the <stage> stage first (<command>, or dvc repro)'."""
+    """One helper (pipeline/core/inputs.py) words them:
+    '<path> does not exist; run the <stage> stage first (<command>, or dvc repro)'."""
     for argv, path, stage in ((["crop"], "data/raw/manifest.parquet", "scrape"), (["tag"], "data/faces/index.parquet", "crop"),
                               (["evaluate", "acgan"], "runs/acgan/train.json", "train")):
         _, text = cli(capsys, *argv)
@@ -118,3 +120,19 @@ def test_bad_folder_labels_name_the_folder_or_the_csv_line(world, capsys):
     code, text = cli(capsys, "scrape", *base)
     assert code == 1
     one_paragraph(text, "pics/labels.csv", "line 2: no image 'not_there.png'")
+
+
+@pytest.mark.parametrize("argv, damaged, stage", [
+    (["crop"], "data/raw/manifest.parquet", "scrape"),
+    (["tag"], "data/faces/index.parquet", "crop"),
+    (["labels"], "data/faces/index.parquet", "crop"),
+    (["train", "dcgan"], "data/faces/index.parquet", "crop"),
+    (["evaluate", "dcgan"], "runs/dcgan/train.json", "train"),
+])
+def test_a_damaged_input_names_the_file_and_the_stage_to_run_again(world, capsys, argv, damaged, stage):
+    path = world / damaged
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"{trunc")
+    code, text = cli(capsys, *argv)
+    assert code == 1, text
+    one_paragraph(text, f"{damaged} cannot be read", f"output of the {stage} stage: run it again (python -m pipeline {stage}")

@@ -30,3 +30,31 @@ def require(path: str | Path, made_by: str, hint: str = "") -> Path:
     if not path.exists():
         raise StageError(missing_message(path, made_by, hint))
     return path
+
+
+def unreadable_message(path: str | Path, made_by: str, error: Exception) -> str:
+    stage = made_by.partition("@")[0]
+    why = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return (f"{path} cannot be read ({why}); it is an output of the {stage} stage: run it again "
+            f"({command_for(made_by)}, or dvc repro)")
+
+
+def read_parquet(path: str | Path, made_by: str, **kw):
+    """The table at ``path`` (pandas); missing or unreadable (truncated, not Parquet): a StageError
+    naming the file and the stage that writes it."""
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(require(path, made_by), **kw)
+    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        raise StageError(unreadable_message(path, made_by, e)) from None
+
+
+def read_json(path: str | Path, made_by: str):
+    """The JSON document at ``path``; missing or not JSON: a StageError as :func:`read_parquet`'s."""
+    import json
+
+    try:
+        return json.loads(require(path, made_by).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise StageError(unreadable_message(path, made_by, e)) from None

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 DETECTORS = ("animeface", "lbpcascade", "ensemble", "none")
 
@@ -17,7 +17,7 @@ class Box:
     h: float
     score: float = 1.0
 
-    def scaled(self, f: float) -> "Box":
+    def scaled(self, f: float) -> Box:
         return Box(self.x * f, self.y * f, self.w * f, self.h * f, self.score)
 
 

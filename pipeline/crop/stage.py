@@ -265,10 +265,10 @@ def crop(params: CropParams, raw_dir: str | Path, out_dir: str | Path, map_shard
     from pipeline.core.atomic import write_parquet
     from pipeline.core.layout import MANIFEST
 
-    from pipeline.core.inputs import require
+    from pipeline.core.inputs import read_parquet
 
     raw, out = Path(raw_dir), Path(out_dir)
-    manifest = pd.read_parquet(require(raw / MANIFEST, made_by="scrape")).drop_duplicates("md5")
+    manifest = read_parquet(raw / MANIFEST, made_by="scrape").drop_duplicates("md5")
     params = effective(params)
     digest = config_digest(params)
     out.mkdir(parents=True, exist_ok=True)

@@ -75,11 +75,11 @@ def evaluate_all(params: Params, name: str) -> list[dict[str, Any]]:
     from pipeline.core.datasets import load_faces
     from pipeline.core.device import resolve_device
 
-    from pipeline.core.inputs import require
+    from pipeline.core.inputs import read_parquet
     from pipeline.core.layout import index_path
 
     device = resolve_device(params.train.device)
-    require(index_path(params.paths.faces), made_by="crop")
+    read_parquet(index_path(params.paths.faces), made_by="crop", columns=["face_id"])  # missing or damaged: say so
     real = load_faces(params.paths.faces)
     rows = []
     for epoch, ckpt in checkpoints_to_score(Path(params.paths.runs) / name, params.evaluate.every_epochs):
@@ -130,10 +130,10 @@ def write_status(metrics_dir: str | Path, name: str, unavailable: dict[str, str]
 
 def run_evaluate(params: Params, name: str) -> dict[str, Any]:
     from pipeline.core.atomic import atomic_open, write_json
-    from pipeline.core.inputs import require
+    from pipeline.core.inputs import read_json
     from pipeline.core.tracking import log_into_run, stage_run
 
-    train_info = json.loads(require(Path(params.paths.runs) / name / "train.json", made_by=f"train@{name}").read_text())
+    train_info = read_json(Path(params.paths.runs) / name / "train.json", made_by=f"train@{name}")
     if train_info.get("skipped"):
         return write_skipped(params, name, train_info["skipped"])
     tags = {"model": name, "data_hash": train_info.get("data_hash", "")}

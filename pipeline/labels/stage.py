@@ -191,12 +191,10 @@ def multi_hot(values: dict[str, str], vocab: VocabularyParams) -> list[int]:
 
 
 def read_tags(path: Path, vocab: VocabularyParams):
-    import pandas as pd
-
-    from pipeline.core.inputs import require
+    from pipeline.core.inputs import read_parquet
     from pipeline.core.layout import PROB_PREFIX
 
-    table = pd.read_parquet(require(path, made_by="tag"))
+    table = read_parquet(path, made_by="tag")
     missing = [t for t in vocab.tags() if PROB_PREFIX + t not in table.columns]
     if missing:
         raise StageError(f"{path} has no probabilities for {missing}: the vocabulary changed since it was "
@@ -216,11 +214,11 @@ def labels(params: LabelsParams, vocab: VocabularyParams, paths: PathsParams) ->
     from pipeline.core.layout import PROB_PREFIX
 
     faces_dir, tags_path, raw_dir = paths.faces, paths.tags, paths.raw
-    from pipeline.core.inputs import require
+    from pipeline.core.inputs import read_parquet
 
-    index = pd.read_parquet(require(Path(faces_dir) / INDEX, made_by="crop"))
+    index = read_parquet(Path(faces_dir) / INDEX, made_by="crop")
     manifest_path = Path(raw_dir) / MANIFEST if raw_dir else None
-    manifest = pd.read_parquet(manifest_path) if manifest_path and manifest_path.exists() else None
+    manifest = read_parquet(manifest_path, made_by="scrape") if manifest_path and manifest_path.exists() else None
     manual = read_manual(params.manual, vocab, index, manifest)  # raises before anything is written
     tags = read_tags(Path(tags_path), vocab)
     probs_by_face = {r["face_id"]: {t: r[PROB_PREFIX + t] for t in vocab.tags()}

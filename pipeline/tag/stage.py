@@ -104,12 +104,12 @@ def tag(params: TagParams, faces_dir: str | Path, out_path: str | Path, map_shar
     import pandas as pd
 
     from pipeline.core.atomic import write_parquet
-    from pipeline.core.inputs import require
+    from pipeline.core.inputs import read_parquet
     from pipeline.core.layout import INDEX
     from pipeline.core.vocab import check_tags
 
     faces = Path(faces_dir)
-    index = pd.read_parquet(require(faces / INDEX, made_by="crop"))
+    index = read_parquet(faces / INDEX, made_by="crop")
     result = TagResult(faces=len(index), enabled=params.enabled)
     if not params.enabled:
         log.warning("tag: disabled (tag.enabled=false): writing an empty %s; labels come from manual labels "

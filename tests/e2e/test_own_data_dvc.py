@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from test_e2e_dvc import TINY, copy_working_tree, git, ran_stages, repro, set_params
 
 from conftest import ROOT
-from test_e2e_dvc import TINY, copy_working_tree, git, ran_stages, repro, set_params
 
 pytestmark = pytest.mark.slow
 CONDITIONAL = ("dcgan_tags", "acgan", "cgan")
@@ -22,7 +22,8 @@ REASON = ("no labels for hair_color, eye_color: label faces with `boorugan label
           "or turn on the tagger")
 NETS = {"dcgan": {"ngf": 8, "ndf": 8, "nz": 16}, "dcgan_v3": {"ngf": 8, "ndf": 8, "nz": 16},
         "dcgan_tags": {"ngf": 16, "ndf": 16, "nz": 16}, "acgan": {"ngf": 16, "ndf": 16, "nz": 16},
-        "cgan": {"hidden": 64, "layers": 2}, "gan_mlp": {"hidden": 32, "layers": 2}, "sketch2image": {"ngf": 8, "ndf": 8, "blocks": 1}}
+        "cgan": {"hidden": 64, "layers": 2}, "gan_mlp": {"hidden": 32, "layers": 2},
+        "sketch2image": {"ngf": 8, "ndf": 8, "blocks": 1}}
 
 
 def default_enabled() -> list[str]:

@@ -55,7 +55,8 @@ def test_nested_attribute_folders(tmp_path):
     image(pics / "smile=yes/hair_color=grey/c.png", 2)
     image(pics / "d.png", 3)  # unlabelled
     result, t = pipeline_of(tmp_path, pics)
-    assert t.loc["hair_color=blue/eye_color=red/a.png", ["hair_color", "eye_color", "smile"]].tolist() == ["blue", "red", "unknown"]
+    a = t.loc["hair_color=blue/eye_color=red/a.png"]
+    assert a[["hair_color", "eye_color", "smile"]].tolist() == ["blue", "red", "unknown"]
     assert t.loc["hair_color=Blonde_Hair/b.png", "hair_color"] == "blonde"
     assert t.loc["smile=yes/hair_color=grey/c.png", ["hair_color", "smile"]].tolist() == ["grey", "yes"]
     assert t.loc["d.png", "hair_color"] == "unknown" and t.loc["d.png", "source_hair_color"] == "none"

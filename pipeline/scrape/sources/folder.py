@@ -18,8 +18,8 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from pipeline.core.errors import StageError
 from pipeline.core.layout import FOLDER_LABEL, FOLDER_LABEL_ORIGIN
@@ -102,8 +102,8 @@ def read_folder_csv(path: Path, files: list[Path]) -> dict[Path, tuple[int, dict
         if target is None:
             named = by_name.get(Path(name).name, [])
             if len(named) > 1:
-                problems.append(f"line {start}: {name!r} names {len(named)} images ({', '.join(p.as_posix() for p in named[:3])}); "
-                                "give its path inside the folder")
+                some = ", ".join(p.as_posix() for p in named[:3])
+                problems.append(f"line {start}: {name!r} names {len(named)} images ({some}); give its path inside the folder")
                 continue
             target = named[0] if named else None
         if target is None:
