@@ -67,6 +67,7 @@ import train_speed as ts  # noqa: E402
 from pipeline.core.datasets import Labels, sketches_of  # noqa: E402
 from pipeline.params import load_params  # noqa: E402
 from pipeline.train.checkpoint import load_state  # noqa: E402
+from pipeline.train.families import FAMILIES  # noqa: E402
 from pipeline.train.fastpath import FastOptions  # noqa: E402
 from pipeline.train.loop import make_gan, train  # noqa: E402
 
@@ -99,7 +100,7 @@ class Setup:
 
     def run(self, spec, out: Path, fast: FastOptions, **kw) -> dict:
         labels = Labels(self.data["codes"], self.data["vocab"]) if spec.conditioning else None
-        sketches = self.sketches() if spec.family == "sketch" else None
+        sketches = self.sketches() if FAMILIES[spec.family].sketches else None
         return train(self.data["images"], spec, out, labels=labels, sketches=sketches, device=str(self.dev), fast=fast, **kw)
 
 
@@ -132,7 +133,7 @@ def check_families(setup: Setup) -> dict:
     rows, failed = [], []
     for name in setup.params.train.enabled:
         spec = setup.spec(name)
-        if spec.family == "sketch":
+        if FAMILIES[spec.family].sketches:
             setup.sketches()
         row = {"model": name, "family": spec.family, "batch": spec.batch_size}
         for label, opts in (("eager_fp32", FastOptions(fast="off")), ("fast", fast)):

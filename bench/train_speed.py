@@ -46,7 +46,7 @@ try:
     from pipeline.core.datasets import Labels, sketches_of
     from pipeline.core.device import resolve_device
     from pipeline.params import load_params
-    from pipeline.train.families import Batch
+    from pipeline.train.families import FAMILIES, Batch
     from pipeline.train.fastpath import FastOptions
     from pipeline.train.loop import gan_step, make_gan, train
 except ModuleNotFoundError as e:  # the GPU machine has torch but maybe not pydantic: carry its wheels
@@ -246,7 +246,7 @@ def project(spec, data: dict, batch: int, steps: int, warmup: int, device: str, 
     pick = np.arange(n) % len(data["images"])
     spec = spec.model_copy(update=dict(steps=total, batch_size=batch, log_every=every, checkpoint_every=None, ema=True))
     labels = Labels(data["codes"][pick], data["vocab"]) if spec.conditioning else None
-    sketches = data["sketches"][pick] if spec.family == "sketch" else None
+    sketches = data["sketches"][pick] if FAMILIES[spec.family].sketches else None
     clock = Clock()
     with tempfile.TemporaryDirectory() as out:
         summary = train(data["images"][pick], spec, out, labels=labels, sketches=sketches, device=device,
@@ -417,7 +417,7 @@ def main() -> None:
                 *FAMILY_TABLE]
         print("\n".join(head), flush=True)
         lines += head
-        if any(params.model(m).family == "sketch" for m in names):
+        if any(FAMILIES[params.model(m).family].sketches for m in names):
             data["sketches"] = sketches_of(data["images"])
         for m in names:
             row = family_line(family_row(m, params.model(m), data, args.steps, args.warmup, dev, fast))

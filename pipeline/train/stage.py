@@ -42,13 +42,14 @@ def _train(params: Params, name: str, spec: ModelSpec, fast: FastOptions, dist: 
     """One process's share: every rank trains; rank 0 alone tracks and writes (pipeline/train/distributed.py)."""
     from pipeline.core.atomic import write_json
     from pipeline.core.datasets import load_faces, sketches_of
-    from pipeline.core.inputs import require
+    from pipeline.core.inputs import read_parquet
     from pipeline.core.layout import index_path
     from pipeline.core.plots import plot_losses
     from pipeline.core.tracking import MLflowCallback, stage_run
+    from pipeline.train.families import FAMILIES
     from pipeline.train.loop import train
 
-    require(index_path(params.paths.faces), made_by="crop")
+    read_parquet(index_path(params.paths.faces), made_by="crop", columns=["face_id"])  # missing or damaged: say so
     faces = load_faces(params.paths.faces)
     labels = None
     if spec.conditioning:
@@ -56,7 +57,7 @@ def _train(params: Params, name: str, spec: ModelSpec, fast: FastOptions, dist: 
         if skipped:
             return skip(params, name, skipped, dist)
     spec = budgeted(params, name, spec, dist)
-    sketches = sketches_of(faces.images, spec.sketch) if spec.family == "sketch" else None
+    sketches = sketches_of(faces.images, spec.sketch) if FAMILIES[spec.family].sketches else None
     data_id = faces.digest if labels is None else f"{faces.digest}:{hashlib.md5(labels.codes.tobytes()).hexdigest()}"
     out = Path(params.paths.runs) / name
     kw = dict(labels=labels, sketches=sketches, seed=params.train.seed, device=params.train.device,
