@@ -89,8 +89,10 @@ def _evaluate(args, params) -> None:
         return
     unavailable = metrics.pop("unavailable", {})
     print(f"evaluate@{args.model}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
-    for name, why in unavailable.items():
-        print(f"  {name}: unavailable: {why}")
+    if unavailable:  # the reasons were logged once (once per pipeline run); the sidecar keeps them
+        from pipeline.core.layout import status_path
+
+        print(f"  unavailable: {', '.join(unavailable)} (why: {status_path(params.paths.metrics, args.model)})")
 
 
 def _sample(args, params) -> None:

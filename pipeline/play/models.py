@@ -204,14 +204,20 @@ class Models:
         return z, codes
 
     def _forward(self, m: Loaded, z, codes):
-        """G on given noise (and codes), in the mode the sampler uses for this family: unconditional
-        G on the batch's statistics (as the reference DCGAN samples), conditional G in eval mode."""
-        import torch
-
+        """G on given noise (and codes), through the trainer's one sampling function (the family's
+        own mode: unconditional G on the batch's statistics, as the reference DCGAN samples)."""
         s = m.sampler
-        g = copy.deepcopy(s.G).train(codes is None)
-        with torch.no_grad():
-            return g(z) if codes is None else g(z, _one_hot(codes, s.sizes))
+        try:
+            from pipeline.train.families import Batch
+            from pipeline.train.sampling import outputs
+        except ImportError:  # the trainer before its sampling module: the same rule, by hand
+            import torch
+
+            g = copy.deepcopy(s.G).train(codes is None)
+            with torch.no_grad():
+                return g(z) if codes is None else g(z, _one_hot(codes, s.sizes))
+        c = None if codes is None else _one_hot(codes, s.sizes)
+        return outputs(s.G, s.fam, Batch(None, z=z, codes=codes, c=c))
 
     @staticmethod
     def _requested(m: Loaded, codes, n: int) -> list[dict[str, str]]:
