@@ -160,3 +160,15 @@ def test_folder_labels_null_reads_no_csv(tmp_path):
     (pics / "labels.csv").write_text("file,hair_color\nnot-an-image.png,blue\n")  # would be an error if read
     _, t = pipeline_of(tmp_path, pics, folder_labels=None)
     assert t.loc["a.png", "hair_color"] == "unknown"
+
+
+def test_the_labelling_page_shows_what_the_labels_stage_keeps():
+    """The page (pipeline/labels/page) merges the folder's values by the same precedence."""
+    from pipeline.labels.page.faces import face_view
+
+    view = face_view("f", {}, None, VOCAB, LabelsParams(), 0.6, None, {"hair_color": "blue"})
+    assert view["attrs"]["hair_color"]["value"] == "blue" and view["attrs"]["hair_color"]["source"] == "folder"
+    view = face_view("f", {"hair_color": "grey"}, None, VOCAB, LabelsParams(), 0.6, None, {"hair_color": "blue"})
+    assert view["attrs"]["hair_color"]["value"] == "grey" and view["attrs"]["hair_color"]["source"] == "manual"
+    view = face_view("f", {}, None, VOCAB, LabelsParams(precedence=["i2v"]), 0.6, None, {"hair_color": "blue"})
+    assert view["attrs"]["hair_color"]["source"] == "none"

@@ -36,11 +36,11 @@ def confidence(attr: str, p: float, vocab: VocabularyParams) -> float:
 
 def face_view(fid: str, manual: dict[str, str], predicted: dict[str, tuple[str, float]] | None,
               vocab: VocabularyParams, labels: LabelsParams, low_confidence: float,
-              danbooru: dict[str, str] | None = None) -> dict:
+              danbooru: dict[str, str] | None = None, folder: dict[str, str] | None = None) -> dict:
     """One face as the page draws it: per attribute the value the labels stage would keep, its
     source, the manual value and the tagger's value with its probability."""
-    values, sources = merge_face({"manual": manual, "danbooru": danbooru or {}, "i2v": known_tagged(predicted)},
-                                 labels.precedence, vocab)
+    values, sources = merge_face({"manual": manual, "folder": folder or {}, "danbooru": danbooru or {},
+                                  "i2v": known_tagged(predicted)}, labels.precedence, vocab)
     attrs, conflict, low = {}, False, False
     for a in attributes(vocab):
         t, p = predicted[a] if predicted else (None, None)

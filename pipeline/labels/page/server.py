@@ -34,7 +34,7 @@ def create_app(params):
 
     from pipeline.core.layout import INDEX
     from pipeline.labels.page.faces import FILTERS, face_view, load_predictions, matches
-    from pipeline.labels.stage import danbooru_labels
+    from pipeline.labels.stage import danbooru_labels, folder_labels
     from pipeline.labels.page.store import LabelValueError, ManualStore, allowed_values
     from pipeline.core.layout import MANIFEST
 
@@ -51,6 +51,7 @@ def create_app(params):
     images = {str(f): faces_dir / Path(str(p)).name for f, p in zip(index["face_id"], index["path"])}
     predictions = load_predictions(params.paths.tags, vocab, lp.threshold)
     booru = danbooru_labels(index, manifest, vocab) if "danbooru" in lp.precedence else {}
+    folder = folder_labels(index, manifest, vocab) if "folder" in lp.precedence else {}  # bad ones stop it here
     app = FastAPI(title="boorugan labelling", docs_url=None, redoc_url=None, openapi_url=None)
     if ui.host in LOOPBACK:  # a page elsewhere cannot reach it through DNS rebinding
         from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -58,7 +59,8 @@ def create_app(params):
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "::1", "[::1]"])
 
     def view(fid: str, manual: dict) -> dict:
-        return face_view(fid, manual.get(fid, {}), predictions.get(fid), vocab, lp, ui.low_confidence, booru.get(fid))
+        return face_view(fid, manual.get(fid, {}), predictions.get(fid), vocab, lp, ui.low_confidence, booru.get(fid),
+                         folder.get(fid))
 
     def counts(manual: dict) -> dict:
         return {"faces": len(images), "labelled": sum(1 for f in manual if f in images and manual[f]),
