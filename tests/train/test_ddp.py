@@ -63,7 +63,7 @@ def faces_root(tmp_path_factory):
     return root
 
 
-def torchrun(root: Path, runs: str, *overrides: str) -> tuple[dict[str, str], dict[str, list[str]], str]:
+def torchrun(root: Path, runs: str, *overrides: str, model: str = "dcgan") -> tuple[dict[str, str], dict[str, list[str]], str]:
     """Run 2 ranks; returns ({rank: weights digest}, {rank: audit lines}, output)."""
     audit = root / f"audit_{runs}"
     shutil.rmtree(audit, ignore_errors=True)
@@ -72,7 +72,7 @@ def torchrun(root: Path, runs: str, *overrides: str) -> tuple[dict[str, str], di
            "BOORUGAN_AUDIT_RUNS": str(root / runs), "BOORUGAN_AUDIT_OUT": str(audit), "OMP_NUM_THREADS": "1"}
     sets = [*tiny_overrides(root), f"paths.runs={root / runs}", *overrides]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "pipeline", "train", "dcgan", *[a for s in sets for a in ("-S", s)]]
+           "-m", "pipeline", "train", model, *[a for s in sets for a in ("-S", s)]]
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-3000:]
@@ -111,3 +111,17 @@ def test_resume_under_ddp_is_exact(full_run, faces_root):
     digests, audits, out = torchrun(faces_root, "runs_split", "tracking.enabled=false")
     assert "resuming" in out and digests == full_run[0]
     assert audits["1"] == ["mlflow imported: False"]
+
+
+MLP = ["tracking.enabled=false", "train.models.gan_mlp.batch_size=16", "train.models.gan_mlp.log_every=2",
+       "train.models.gan_mlp.net.hidden=16", "train.models.gan_mlp.net.nz=8"]
+
+
+def test_resume_under_ddp_is_exact_with_dropout(faces_root):
+    """gan_mlp's D has dropout, drawn from each rank's global generator: seeded per rank (the ranks'
+    masks differ) and saved per rank in the checkpoint, so the resumed run draws the masks the
+    straight run drew on every rank."""
+    full, _, _ = torchrun(faces_root, "runs_mlp_full", *MLP, "train.models.gan_mlp.steps=4", model="gan_mlp")
+    torchrun(faces_root, "runs_mlp_split", *MLP, "train.models.gan_mlp.steps=2", model="gan_mlp")
+    split, _, out = torchrun(faces_root, "runs_mlp_split", *MLP, "train.models.gan_mlp.steps=4", model="gan_mlp")
+    assert "resuming" in out and full["0"] == full["1"] and split == full, out[-2000:]
