@@ -52,7 +52,8 @@ def save_checkpoint(gan: Any, path: Path, rank_rng: list | None = None) -> None:
     state = {"G": gan.G.state_dict(), "D": gan.D.state_dict(), "opt_g": gan.opt_g.state_dict(),
              "opt_d": gan.opt_d.state_dict(), "G_ema": gan.G_ema.state_dict() if gan.G_ema is not None else None,
              "step": gan.step, "epoch": gan.epoch, "meta": gan.meta, "gen": gan.gen.get_state(),
-             "torch_rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state(gan.gen.device) if cuda else None, "device_type": gan.gen.device.type}
+             "torch_rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state(gan.gen.device) if cuda else None,
+             "device_type": gan.gen.device.type}
     if rank_rng is not None:
         state["rank_rng"] = rank_rng
     with atomic_path(path) as tmp:
