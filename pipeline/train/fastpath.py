@@ -163,6 +163,16 @@ def choose(opts: FastOptions, *, device: torch.device, dragan: bool = False, wor
     return plan
 
 
+def _why(e: BaseException) -> str:
+    """The first line of an error, and of the one it happened during: a step that fails while being
+    captured makes the capture's end fail too, and the first error is the reason."""
+    def line(x: BaseException) -> str:
+        return f"{type(x).__name__}: {str(x).splitlines()[0] if str(x) else ''}"
+
+    first = e.__context__
+    return line(e) if first is None else f"{line(first)} (then, ending the capture: {line(e)})"
+
+
 class GraphedStep:
     """``fn(*inputs) -> stats`` run as one CUDA graph: the first ``warmup`` calls are ordinary
     training steps on a side stream (cuDNN/cuBLAS pick their kernels, autograd and the optimisers
@@ -210,7 +220,7 @@ class GraphedStep:
             with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 out = self.fn(*static)
         except Exception as e:  # noqa: BLE001  any failure to capture means: train on without a graph
-            self.failed = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            self.failed = _why(e)
             log.warning("CUDA graph capture failed (%s); the steps run eager from here on", self.failed)
             with contextlib.suppress(Exception):  # an error the capture left behind surfaces here, once
                 torch.cuda.synchronize()

@@ -208,6 +208,23 @@ def test_a_failed_capture_falls_back_to_eager_cleanly(monkeypatch):
     assert g.status == "capture failed, eager instead: RuntimeError: operation not permitted when stream is capturing"
 
 
+def test_a_step_that_fails_under_capture_is_the_reason_given(monkeypatch):
+    """The step's own error comes first; the capture's end failing after it is named too."""
+    FakeCuda(monkeypatch, RuntimeError("capture invalidated"))
+    calls = []
+
+    def fn(x):
+        calls.append(1)
+        if len(calls) == 2:  # the call being captured
+            raise RuntimeError("cudaErrorStreamCaptureUnsupported: a host sync")
+        return x
+
+    g = GraphedStep(fn, lambda: None, warmup=1)
+    assert [g(torch.tensor(1.0)).item() for _ in range(3)] == [1.0, 1.0, 1.0]
+    assert g.failed == ("RuntimeError: cudaErrorStreamCaptureUnsupported: a host sync "
+                        "(then, ending the capture: RuntimeError: capture invalidated)")
+
+
 def test_the_run_says_what_became_of_the_graph(tmp_path):
     summary = run(spec_for("dcgan", steps=1), tmp_path)
     assert summary["cuda_graph"] == "off" and summary["deterministic"] is False
