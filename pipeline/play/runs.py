@@ -7,13 +7,16 @@ there, is a reason shown on the page, never an error: the models play without it
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
+
+FRESH_S = 30.0  # evaluate adds eval_* to a finished run later: look again after this long
 
 
 class RunInfo:
     def __init__(self, params):
         self.params = params
-        self.cache: dict[str, dict[str, Any]] = {}
+        self.cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
     def _uri(self) -> str:
         from pipeline.core.tracking import repo_root, tracking_uri
@@ -29,8 +32,9 @@ class RunInfo:
         """{"available": True, params, metrics, link, ...} or {"available": False, "reason": ...}."""
         if not run_id:
             return {"available": False, "reason": "train.json names no MLflow run (trained with tracking off?)"}
-        if run_id in self.cache:
-            return self.cache[run_id]
+        hit = self.cache.get(run_id)
+        if hit and time.monotonic() - hit[0] < FRESH_S:
+            return hit[1]
         uri = self._uri()
         if uri.startswith("sqlite:///") and not os.path.exists(uri.removeprefix("sqlite:///")):
             return {"available": False, "reason": f"no MLflow store at {uri}"}  # do not create an empty one
@@ -47,5 +51,5 @@ class RunInfo:
                "start_time": info.start_time, "params": dict(sorted(data.params.items())),
                "metrics": {k: v for k, v in sorted(data.metrics.items())}, "commit": data.tags.get("git_commit", "")[:8],
                "link": self.link(info.experiment_id, run_id), "tracking_uri": uri}
-        self.cache[run_id] = out
+        self.cache[run_id] = (time.monotonic(), out)
         return out
