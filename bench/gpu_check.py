@@ -147,6 +147,8 @@ def check_families(setup: Setup) -> dict:
             if label == "fast":
                 row["cuda_graph"], row["fast_path"] = summary["cuda_graph"], summary["fast_path"]
         row["ratio"] = round(row["fast_ips"] / row["eager_fp32_ips"], 2)
+        print(f"  {name}: {row['cuda_graph']}, {row['fast_s_per_step']:.4g} s/step fast, {row['ratio']:.2f}x eager fp32",
+              flush=True)
         row["target_3x"] = row["ratio"] >= 3 if setup.cuda else None
         if setup.cuda and row["cuda_graph"].startswith("capture failed"):
             failed.append(f"{name}: {row['cuda_graph']}")
@@ -302,6 +304,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--peak-tflops", type=float, help="the GPU's dense peak, if not in bench/train_speed.py's table")
     ap.add_argument("--params", default=str(ROOT / "params.yaml"))
     ap.add_argument("--only", help="comma-separated checks to run (default: all)")
+    ap.add_argument("--budget", type=float, default=450, help="seconds; a check not begun by then is skipped, saying so")
     return ap
 
 
@@ -324,6 +327,11 @@ def main() -> int:
             if name not in only and name != "environment":
                 continue
             c0 = time.perf_counter()
+            if c0 - t0 > args.budget:
+                checks[name] = {**skipped(f"the time budget ({args.budget:g} s, --budget) was spent before it began"),
+                                "seconds": 0.0}
+                print(f"{name}: skipped (time budget)", flush=True)
+                continue
             try:
                 checks[name] = fn()
             except Exception as e:  # noqa: BLE001  one check's crash is that check's result; the rest still run
