@@ -110,12 +110,15 @@ function onModelChange(panel) {
   if (panel === "gen" && m) showRun(m);
 }
 
+let runShown = 0;
 async function showRun(m) {
   for (const li of $("model-list").children) li.classList.toggle("on", li.dataset.model === m.name);
   const box = $("run");
+  const mine = ++runShown; // a slower answer for a model picked earlier must not overwrite this one
   box.replaceChildren(el("h2", { textContent: `MLflow run of ${m.name}` }), el("p", { className: "dim", textContent: "…" }));
   try {
     const run = await api(`/api/models/${encodeURIComponent(m.name)}/run`);
+    if (mine !== runShown) return;
     if (!run.available) {
       box.replaceChildren(box.firstChild, el("p", { className: "dim", textContent: run.reason }));
       return;
@@ -127,8 +130,10 @@ async function showRun(m) {
     box.replaceChildren(box.firstChild,
       el("p", {}, el("a", { href: run.link, target: "_blank", rel: "noopener", textContent: `run ${run.run_id.slice(0, 8)}` }),
         ` · ${run.status.toLowerCase()} · ${run.commit || "no commit"}`),
-      el("h2", { textContent: "metrics" }), el("table", {}, ...rows(run.metrics, metricKeys)),
-      el("h2", { textContent: "params" }), el("table", {}, ...rows(run.params, paramKeys)));
+      el("h2", { textContent: "metrics" }), metricKeys.some((k) => k.startsWith("eval_")) ? "" :
+        el("p", { className: "dim", textContent: "not evaluated yet (python -m pipeline evaluate " + m.name + ")" }),
+      el("table", {}, ...rows(run.metrics, metricKeys)),
+      el("details", {}, el("summary", { textContent: `params (${paramKeys.length})` }), el("table", {}, ...rows(run.params, paramKeys))));
   } catch (e) {
     box.replaceChildren(box.firstChild, el("p", { className: "dim", textContent: e.message }));
   }
@@ -314,6 +319,9 @@ async function sketchToFace() {
 function showTab(name) {
   for (const b of $("tabs").children) b.setAttribute("aria-selected", String(b.dataset.tab === name));
   for (const p of document.querySelectorAll(".panel")) p.hidden = p.id !== `panel-${name}`;
+  const sel = { generate: "gen-model", walk: "walk-model", sketch: "sketch-model" }[name];
+  const m = sel && state.byName[$(sel).value];
+  if (m) showRun(m); // the side column follows the panel's model
 }
 
 for (const b of $("tabs").children) b.addEventListener("click", () => showTab(b.dataset.tab));
@@ -328,7 +336,8 @@ $("gen-walk-to").addEventListener("click", () => walkFromPicked("to"));
 $("gen-near").addEventListener("click", () => walkFromPicked("from", "near"));
 $("cmp-form").addEventListener("submit", (e) => { e.preventDefault(); compare(); });
 $("walk-form").addEventListener("submit", (e) => { e.preventDefault(); walk(); });
-$("walk-model").addEventListener("change", () => onModelChange("walk"));
+$("walk-model").addEventListener("change", () => { onModelChange("walk"); showRun(state.byName[$("walk-model").value]); });
+$("sketch-model").addEventListener("change", () => showRun(state.byName[$("sketch-model").value]));
 $("walk-mode").addEventListener("change", walkModeChanged);
 $("sketch-form").addEventListener("submit", (e) => { e.preventDefault(); sketchToFace(); });
 $("sketch-clear").addEventListener("click", clearCanvas);
