@@ -1,9 +1,10 @@
 """The import graph of the project's own modules (pipeline, models, flows), read from the source.
 
 Used by tests/test_structure.py (no cycles; every stage's DVC deps equal its import closure) and,
-run as a script, prints each stage's code deps in dvc.yaml's spelling:
+run as a script, prints each stage's code deps in dvc.yaml's spelling, or writes them there:
 
-    python tests/importgraph.py
+    python tests/importgraph.py            # print
+    python tests/importgraph.py --write    # replace the code-dep lines of every stage in dvc.yaml
 
 Every import counts, also those inside functions (the project imports heavy libraries lazily), and
 so do ``"module:function"`` entry strings (the registries of stages, sources, taggers, archs):
@@ -149,7 +150,32 @@ def code_deps(stage: str) -> list[str]:
     return dirs + sorted(str(f) for f in files - covered)
 
 
+def write_dvc_deps(path: Path = ROOT / "dvc.yaml") -> None:
+    """Swap each stage's code-dep lines for its closure, leaving data deps, comments and layout alone."""
+    out: list[str] = []
+    stage, in_deps, written = None, False, False
+    for line in path.read_text().splitlines():
+        head = re.match(r"^  (\w+):\s*$", line)
+        if head:
+            stage = head.group(1)
+        if re.match(r"^\s+deps:\s*$", line):
+            in_deps, written = True, False
+        elif in_deps:
+            item = re.match(r"^(\s+)- (\S+)", line)
+            if item and item.group(2).startswith(("pipeline/", "models", "flows/")):
+                if not written:
+                    out.extend(f"{item.group(1)}- {dep}" for dep in code_deps(stage))
+                    written = True
+                continue
+            if not item and not line.strip().startswith("#"):
+                in_deps = False
+        out.append(line)
+    path.write_text("\n".join(out) + "\n")
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--write"]:
+        write_dvc_deps()
     for name in STAGE_PACKAGES:
         print(f"{name}:")
         for dep in code_deps(name):

@@ -43,7 +43,7 @@ def test_dvc_code_deps_are_each_stages_import_closure():
         missing, extra = sorted(set(want) - set(deps)), sorted(set(deps) - set(want))
         assert not missing and not extra, (
             f"dvc.yaml stage {stage!r}: missing code deps {missing}, deps it does not import {extra}; "
-            f"`python tests/importgraph.py` prints the right lists")
+            f"`python tests/importgraph.py --write` puts the right lists there")
 
 
 def test_a_removed_dep_line_is_caught(tmp_path, monkeypatch):

@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.core.csvrows import numbered_rows
 from pipeline.core.errors import StageError
 from pipeline.params import VocabularyParams
 from pipeline.core.vocab import UNKNOWN, normalise_tag
@@ -141,23 +142,7 @@ def read_manual(path: str | Path, vocab: VocabularyParams, index, manifest=None)
     key_col = cols.index(present[0])
     keys = face_keys(index, manifest)[present[0]]
     labels: dict[str, ManualLabel] = {}
-    line = rows.line_num
-    while True:
-        start = line + 1
-        try:
-            row = next(rows)
-        except StopIteration:
-            break
-        except csv.Error as e:
-            problems.append(f"line {start}: {e}")
-            line = rows.line_num
-            continue
-        line = rows.line_num
-        if not any(f.strip() for f in row):
-            continue
-        if len(row) != len(cols):
-            problems.append(f"line {start}: {len(row)} fields, the header has {len(cols)}")
-            continue
+    for start, row in numbered_rows(rows, len(cols), problems):
         key = row[key_col].strip()
         key = key.lower() if present[0] == "md5" else Path(key).name if present[0] == "file" else key
         fids = keys.get(key)

@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from pipeline.core.csvrows import numbered_rows
 from pipeline.core.errors import StageError
 from pipeline.core.layout import FOLDER_LABEL, FOLDER_LABEL_ORIGIN
 from pipeline.params import ScrapeParams
@@ -80,23 +81,7 @@ def read_folder_csv(path: Path, files: list[Path]) -> dict[Path, tuple[int, dict
         raise StageError(f"{path}: line 1: the header needs one 'file' column (the image's path inside the folder), "
                          f"then attribute columns or tags; found {header}")
     key = header.index("file")
-    line = rows.line_num
-    while True:
-        start = line + 1
-        try:
-            row = next(rows)
-        except StopIteration:
-            break
-        except csv.Error as e:
-            problems.append(f"line {start}: {e}")
-            line = rows.line_num
-            continue
-        line = rows.line_num
-        if not any(f.strip() for f in row):
-            continue
-        if len(row) != len(header):
-            problems.append(f"line {start}: {len(row)} fields, the header has {len(header)}")
-            continue
+    for start, row in numbered_rows(rows, len(header), problems):
         name = row[key].strip().replace("\\", "/").removeprefix("./")
         target = by_rel.get(name)
         if target is None:
