@@ -79,3 +79,4 @@ def session_tmp() -> Path:
 
 
 from fakes.browser import browser  # noqa: E402,F401  (fixture for the page tests)
+from fakes.play_world import play_world  # noqa: E402,F401  (tiny trained models for the play tests, once per session)

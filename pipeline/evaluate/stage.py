@@ -17,9 +17,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pipeline.core.layout import HISTORY_SUFFIX, STATUS_SUFFIX, status_path
+from pipeline.core.layout import HISTORY_SUFFIX, status_path
 from pipeline.params import Params
-
 
 
 def checkpoints_to_score(run_dir: Path, every_epochs: int | None) -> list[tuple[int | None, Path]]:
@@ -48,7 +47,8 @@ def readers_for(params: Params, device) -> dict:
     return TaggerReaders(params.tag, str(device)).readers()
 
 
-def evaluate_checkpoint(params: Params, ckpt: Path, real, names: list[str], device) -> tuple[dict[str, float], dict[str, str], int]:
+def evaluate_checkpoint(params: Params, ckpt: Path, real, names: list[str],
+                        device) -> tuple[dict[str, float], dict[str, str], int]:
     """(values, unavailable, step) of one checkpoint: the pure part of the stage."""
     import torch
 
@@ -74,7 +74,6 @@ def evaluate_all(params: Params, name: str) -> list[dict[str, Any]]:
     """One metrics dict per checkpoint scored (final last), each with ``step`` and ``unavailable``."""
     from pipeline.core.datasets import load_faces
     from pipeline.core.device import resolve_device
-
     from pipeline.core.inputs import read_parquet
     from pipeline.core.layout import index_path
 
@@ -139,7 +138,8 @@ def run_evaluate(params: Params, name: str) -> dict[str, Any]:
     tags = {"model": name, "data_hash": train_info.get("data_hash", "")}
     if train_info.get("mlflow_run_id"):
         tags["train_run_id"] = train_info["mlflow_run_id"]
-    with stage_run("evaluate", params, {"model": name, **params.evaluate.model_dump()}, tags, run_name=f"evaluate@{name}") as mlflow:
+    logged = {"model": name, **params.evaluate.model_dump()}
+    with stage_run("evaluate", params, logged, tags, run_name=f"evaluate@{name}") as mlflow:
         rows = evaluate_all(params, name)
         metrics = dict(rows[-1])
         metrics["train_steps"] = train_info["steps"]

@@ -177,7 +177,8 @@ class Models:
             if value in (None, "", RANDOM):
                 continue
             if attr not in vocab:
-                raise PlayError(f"{name} is not conditioned on {attr!r}; its attributes: {', '.join(vocab) or 'none (unconditional)'}")
+                known = ", ".join(vocab) or "none (unconditional)"
+                raise PlayError(f"{name} is not conditioned on {attr!r}; its attributes: {known}")
             if value not in vocab[attr]:
                 raise PlayError(f"{name}: {attr}={value!r} is not in its vocabulary; allowed: {', '.join(vocab[attr])} or random")
             fixed[attr] = value
@@ -283,7 +284,8 @@ class Models:
         return z[index:index + 1], None if codes is None else codes[index:index + 1]
 
     def sketch(self, name: str, picture: bytes) -> tuple[np.ndarray, np.ndarray, Drawn]:
-        """(the sketch as the model saw it, H x W uint8; the share of its pixels with ink (darker than 224); the face drawn from it)."""
+        """(the sketch as the model saw it, H x W uint8; the share of its pixels with ink, darker than 224;
+        the face drawn from it)."""
         import torch
 
         from pipeline.core.images import to_uint8

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ def parse_since(text: str) -> datetime:
         d = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"--since {text!r} is not a date; use YYYY-MM-DD or an ISO timestamp like 2026-11-23T04:00") from None
-    return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
 
 
 def filter_string(model: str | None, since: datetime | None) -> str:
@@ -126,7 +126,8 @@ def fit(table, width: int = WIDTH) -> tuple[list[str], list[str]]:
     go in reverse ``KEEP_ORDER``; the base columns always stay."""
     cols = list(table.columns)
     dropped: list[str] = []
-    droppable = [c for c in reversed(KEEP_ORDER) if c in cols] + [c for c in reversed(cols) if c not in BASE and c not in KEEP_ORDER]
+    droppable = [c for c in reversed(KEEP_ORDER) if c in cols]
+    droppable += [c for c in reversed(cols) if c not in BASE and c not in KEEP_ORDER]
     while _width(table, cols) > width and droppable:
         c = droppable.pop(0)
         cols.remove(c)

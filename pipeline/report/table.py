@@ -76,7 +76,8 @@ def reason_notes(rows: list[dict[str, Any]]) -> tuple[list[tuple[str, str, str]]
     shared, own = [], {}
     for (metric, reason), models in groups.items():
         if len(models) > 1 or len(rows) == 1:
-            who = ("every trained model" if len(everyone) < len(rows) else "every model") if models == everyone else ", ".join(models)
+            every = "every trained model" if len(everyone) < len(rows) else "every model"
+            who = every if models == everyone else ", ".join(models)
             shared.append((metric, reason, who))
         else:
             own.setdefault(models[0], []).append((metric, reason))

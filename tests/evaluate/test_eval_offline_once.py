@@ -8,11 +8,12 @@ import logging
 
 import numpy as np
 import pytest
-from fakes.file_server import Server
 
 from pipeline.evaluate.metrics.context import EvalContext
 from pipeline.evaluate.metrics.registry import compute, forget_unavailable
 from pipeline.params import EvaluateParams, InceptionParams
+
+from fakes.file_server import Server
 
 
 @pytest.fixture

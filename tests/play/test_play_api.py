@@ -12,7 +12,7 @@ import pytest
 import requests
 from PIL import Image
 
-from fakes.play_world import play_server, play_world  # noqa: F401  (session fixture)
+from fakes.play_world import play_server
 
 
 def png(data_url: str) -> Image.Image:

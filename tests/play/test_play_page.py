@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from fakes.play_world import play_server, play_world  # noqa: F401  (session fixture)
+from fakes.play_world import play_server
 
 pytestmark = pytest.mark.slow
 

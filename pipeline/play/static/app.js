@@ -81,7 +81,7 @@ async function loadModels() {
   const data = await api("/api/models");
   state.models = data.models;
   state.byName = Object.fromEntries(data.models.map((m) => [m.name, m]));
-  $("where").textContent = `${data.models.length} models in ${data.runs} · drawing on ${data.device}`;
+  $("where").textContent = `${data.models.length} model${data.models.length === 1 ? "" : "s"} in ${data.runs} · drawing on ${data.device}`;
   $("model-list").replaceChildren(...data.models.map((m) => el("li", { dataset: { model: m.name }, title: m.error || "" },
     m.name, el("span", { className: "meta", textContent: m.error ? `unusable: ${m.error}` :
       `${m.arch} · ${m.family} · ${m.image_size}px · step ${m.step}` + (m.conditional ? ` · ${Object.keys(m.vocab).join(", ")}` : "") }))));
