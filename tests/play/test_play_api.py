@@ -30,6 +30,10 @@ def post(url, path, **body):
     return requests.post(url + path, json=body, timeout=60)
 
 
+def test_a_page_elsewhere_cannot_reach_it_by_dns_rebinding(url):
+    assert requests.get(url + "api/models", headers={"Host": "evil.example"}, timeout=30).status_code == 400
+
+
 def test_lists_every_trained_model_with_its_vocabulary(url):
     models = {m["name"]: m for m in requests.get(url + "api/models", timeout=30).json()["models"]}
     assert set(models) == {"dcgan", "gan_mlp", "acgan", "sketch2image"}
