@@ -183,7 +183,10 @@ def render(table, fmt: str = "table", notes: list[str] | None = None, width: int
     lines += [f"{k}: {LEGEND[k]}" for k in cols if k in LEGEND]
     if dropped:
         lines.append(f"left out to fit {width} columns: {', '.join(dropped)} (--all shows every column)")
-    lines += notes or []
+    import textwrap
+
+    for note in notes or []:  # long reasons (a URL, a cache path) wrap under their first line
+        lines += textwrap.wrap(note, width, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False)
     return "\n".join(lines)
 
 
