@@ -13,6 +13,7 @@ import argparse
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -26,18 +27,24 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args()
 
+    sys.path.insert(0, str(ROOT))
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory(prefix="play-speed-") as tmp:
+        run(Path(tmp), args)
+
+
+def run(tmp: Path, args) -> None:
     import numpy as np
     import requests
     import torch
 
-    sys.path.insert(0, str(ROOT))
     from pipeline.params import load_params
     from pipeline.play.models import Models
     from pipeline.train.loop import train
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    tmp = Path(tempfile.mkdtemp(prefix="play-speed-"))
     params = load_params(ROOT / "params.yaml", [f"paths.runs={tmp / 'runs'}", "tracking.enabled=false", "play.device=cpu"])
     spec = params.model("dcgan").model_copy(update={"steps": 1, "batch_size": 64})
     images = np.random.default_rng(0).integers(0, 256, (64, 64, 64, 3), dtype=np.uint8)
@@ -50,16 +57,26 @@ def main() -> None:
         models.grid("dcgan", seed, args.count)
         draw.append(time.perf_counter() - t)
 
-    sys.path.insert(0, str(ROOT / "tests"))
-    from fakes.play_world import play_server
+    from pipeline.play.server import bind, make_server, url_of
 
+    sock = bind("127.0.0.1", 0)
+    server = make_server(params, models)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    url = url_of(sock)
     page = []
-    with play_server(params, models) as url:
+    try:
         for seed in range(args.repeats):
             t = time.perf_counter()
             r = requests.post(url + "api/generate", json={"model": "dcgan", "seed": seed, "count": args.count}, timeout=60)
             r.raise_for_status()
             page.append(time.perf_counter() - t)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
     n = sum(p.numel() for p in models.load("dcgan").sampler.G.parameters())
     print(f"DCGAN G ({n / 1e6:.2f} M params, nz={spec.net['nz']}, ngf={spec.net['ngf']}, 64 px), {args.count} faces, "
           f"CPU, {torch.get_num_threads()} torch threads, {args.repeats} repeats:")
