@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.layout import status_path
-from pipeline.params import Params
-from pipeline.report.table import UNRANKED_NOTE, best, cell, columns, direction, is_best, reason_notes, unranked_note
+from pipeline.params import Params, ReportParams
+from pipeline.report.table import UNRANKED_NOTE, cell, columns, direction, is_best, reason_notes, unranked_note, verdict
 
 STEP_PLOT_KEYS = ("ssl_fd", "fid", "ssl_kid", "kid", "c2st_acc", "diversity_ratio", "attr_acc")
 
@@ -68,15 +68,18 @@ def plot_history(history: list[dict[str, str]], png: Path, title: str) -> Path |
     return png
 
 
-def render_markdown(title: str, rows: list[dict[str, Any]], images: dict[str, dict[str, str]]) -> str:
+def render_markdown(title: str, rows: list[dict[str, Any]], images: dict[str, dict[str, str]],
+                    cfg: ReportParams | None = None) -> str:
+    cfg = cfg or ReportParams()
     keys = columns(rows)
-    marks = {k: best(rows, k) for k in keys}
+    marks, warning = verdict(rows, keys, cfg.clear_margin, cfg.near_noise)
     shared, own = reason_notes(rows)
-    lines = [f"# {title}", ""]
+    lines = [f"# {title}", ""] + ([f"> **{warning}**", ""] if warning else [])
     if shared:  # each distinct reason once, before the numbers it explains
         lines += ["Not measured here:", "", *(f"- {k} unavailable for {who}: {reason}" for k, reason, who in shared), ""]
     lines += ["Best per column in **bold** (" + "; ".join(
-        f"{k}: {direction(k)}" for k in keys if direction(k)) + "). " + UNRANKED_NOTE + unranked_note(rows), "",
+        f"{k}: {direction(k)}" for k in keys if direction(k)) + f"), only where it beats the next by {cfg.clear_margin:.0%}. "
+        + UNRANKED_NOTE + unranked_note(rows), "",
         "| model | arch | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
     for r in rows:
         if r.get("skipped"):
@@ -102,10 +105,12 @@ def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
-def render_html(title: str, rows: list[dict[str, Any]], images: dict[str, dict[str, Path]]) -> str:
+def render_html(title: str, rows: list[dict[str, Any]], images: dict[str, dict[str, Path]],
+                cfg: ReportParams | None = None) -> str:
     e = html.escape
+    cfg = cfg or ReportParams()
     keys = columns(rows)
-    marks = {k: best(rows, k) for k in keys}
+    marks, warning = verdict(rows, keys, cfg.clear_margin, cfg.near_noise)
     head = "".join(f'<th title="{e(direction(k) or "not ranked")} is better">{e(k)}</th>' for k in keys)
     shared, own = reason_notes(rows)
     body = []
@@ -135,11 +140,14 @@ def render_html(title: str, rows: list[dict[str, Any]], images: dict[str, dict[s
     top_list = "".join(f"<li>{e(k)} unavailable for {e(who)}: {e(reason)}</li>" for k, reason, who in shared)
     style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
              "padding:.3em .6em;text-align:right}td.best{background:#dfd}td.na{color:#999}td.skipped{text-align:left;color:#a40}"
+             ".warning{background:#fee;border:1px solid #c66;padding:.6em;font-weight:bold}"
              "figure{display:inline-block;margin:.5em;vertical-align:top}img{max-width:640px;image-rendering:pixelated}")
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
             f"<style>{style}</style></head><body><h1>{e(title)}</h1>"
+            + (f'<p id="no-best" class="warning">{e(warning)}</p>' if warning else "")
             + (f'<div id="unavailable"><p>Not measured here:</p><ul>{top_list}</ul></div>' if shared else "") +
-            f"<p>Best per column in bold on green. {e(UNRANKED_NOTE + unranked_note(rows))}</p>"
+            f"<p>Best per column in bold on green, only where it beats the next by {cfg.clear_margin:.0%}. "
+            f"{e(UNRANKED_NOTE + unranked_note(rows))}</p>"
             f'<div style="overflow-x:auto"><table id="metrics"><thead><tr><th>model</th><th>arch</th>{head}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table></div>{''.join(sections)}</body></html>\n")
 
@@ -163,8 +171,8 @@ def run_report(params: Params) -> Path:
                 if steps := plot_history(r["history"], tmp / f"{r['model']}_steps.png", f"{r['model']}: metrics vs step"):
                     images[r["model"]]["steps"] = steps
             names = {m: {k: p.name for k, p in d.items()} for m, d in images.items()}
-            (tmp / "report.md").write_text(render_markdown(params.report.title, rows, names))
-            (tmp / "index.html").write_text(render_html(params.report.title, rows, images))
+            (tmp / "report.md").write_text(render_markdown(params.report.title, rows, names, params.report))
+            (tmp / "index.html").write_text(render_html(params.report.title, rows, images, params.report))
         if mlflow:
             mlflow.log_artifacts(str(out), artifact_path="report")
     return out / "report.md"

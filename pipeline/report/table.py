@@ -11,7 +11,8 @@ LOWER = ("ssl_fd", "ssl_kid", "fid", "kid", "near_duplicate_share")
 HIGHER = ("is", "precision", "recall", "attr_acc")
 CLOSEST_TO_ONE = ("diversity_ratio",)
 UNRANKED_NOTE = ("c2st_acc is shown but not ranked: it saturates at 1.0 for most GANs (0.5 = indistinguishable). "
-                 "ssl_fd_real_halves is ssl_fd between two halves of the real faces: the floor a perfect generator reaches.")
+                 "ssl_fd_real_halves is ssl_fd between two halves of the real faces: the floor a perfect generator reaches; "
+                 "ssl_fd_noise is ssl_fd of uniform noise: what drawing nothing gets.")
 HIDDEN = ("step", "epoch", "unavailable")
 
 
@@ -38,17 +39,45 @@ def columns(rows: list[dict[str, Any]]) -> list[str]:
 UNAVAILABLE_COLUMNS = {"inception": "fid", "attr_acc": "attr_acc"}  # metric name -> the column that shows its reason
 
 
-def best(rows: list[dict[str, Any]], key: str) -> float | None:
+def best(rows: list[dict[str, Any]], key: str, margin: float = 0.0) -> float | None:
+    """The value to mark best in column ``key``, or None: with one model, a tie, or (``margin``,
+    ``report.clear_margin``) a winner less than that share ahead of the runner-up (too close to call)."""
     d = direction(key)
     vals = [r["metrics"][key] for r in rows
             if r.get("ranked", True) and isinstance(r["metrics"].get(key), (int, float))]
     if d is None or len(set(vals)) < 2:  # one model, or a tie across all: nothing to mark
         return None
-    if d == "lower":
-        return min(vals)
+    # distance from ideal: smaller is better whatever the direction
+    gap = {"lower": lambda v: v, "higher": lambda v: -v, "closest to 1": lambda v: abs(v - 1)}[d]
+    first, second = sorted(set(vals), key=gap)[:2]
     if d == "higher":
-        return max(vals)
-    return min(vals, key=lambda v: abs(v - 1))
+        clear = first >= second / (1 - margin) if second > 0 else first > second
+    else:
+        clear = gap(first) <= (1 - margin) * gap(second)
+    return first if clear else None
+
+
+def near_noise(rows: list[dict[str, Any]], share: float | None) -> bool:
+    """True when every ranked model's ssl_fd is at least ``share`` of what uniform noise gets on the
+    same faces: none has learned to draw faces yet, so crowning one would mislead."""
+    if share is None:
+        return False
+    scored = [r["metrics"] for r in rows if r.get("ranked", True) and not r.get("skipped")
+              and isinstance(r["metrics"].get("ssl_fd"), (int, float)) and r["metrics"].get("ssl_fd_noise")]
+    return bool(scored) and all(m["ssl_fd"] >= share * m["ssl_fd_noise"] for m in scored)
+
+
+def verdict(rows: list[dict[str, Any]], keys: list[str], margin: float, share: float | None) -> tuple[dict[str, float | None], str]:
+    """(the value to mark best per column, a warning for the top of the report or ''). No mark at all
+    when every model is near the noise value; no mark in a column where the winner is not clear."""
+    if near_noise(rows, share):
+        worst = max(r["metrics"]["ssl_fd"] / r["metrics"]["ssl_fd_noise"] for r in rows
+                    if isinstance(r["metrics"].get("ssl_fd"), (int, float)) and r["metrics"].get("ssl_fd_noise"))
+        return {k: None for k in keys}, (
+            f"No model has learned faces yet: every ssl_fd is at least {share:.0%} of what uniform noise gets on these "
+            f"faces (up to {worst:.0%}), so no best is marked. Train longer: raise train.models.<model>.epochs, or "
+            "train.budget on a GPU.")
+    return {k: best(rows, k, margin) for k in keys}, ""
 
 
 def is_best(row: dict[str, Any], key: str, marks: dict[str, float | None]) -> bool:

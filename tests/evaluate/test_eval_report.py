@@ -25,8 +25,11 @@ def world(tmp_path_factory):
     from pipeline.train.stage import run_train
 
     root = tmp_path_factory.mktemp("evalworld")
+    # 4-step models draw noise (and a 1-epoch width-8 feature net has no scale): near_noise off and no
+    # margin let these tests see the marking itself; the rules that hold marks back have their own tests below
     extra = ["train.enabled=[dcgan, wide]", "evaluate.every_epochs=1",
-             "train.models.wide={arch: dcgan, steps: 4, batch_size: 16, log_every: 2, net: {nz: 16, ngf: 12, ndf: 8}}"]
+             "train.models.wide={arch: dcgan, steps: 4, batch_size: 16, log_every: 2, net: {nz: 16, ngf: 12, ndf: 8}}",
+             "report.near_noise=null", "report.clear_margin=0"]
     params = load_params(ROOT / "params.yaml", tiny_overrides(root) + extra)
     run_scrape(params)
     run_crop(params)
@@ -186,3 +189,69 @@ def test_reconstruction_models_are_shown_but_never_marked_best():
     assert "sketch2image" in unranked_note(rows) and unranked_note(rows[:2]) == ""
     rows[2]["metrics"]["ssl_fd"] = 14.0  # equal to the best: still not marked
     assert [is_best(r, "ssl_fd", {"ssl_fd": 14.0}) for r in rows] == [True, False, False]
+
+
+def test_ssl_fd_comes_with_its_scale_noise_computed_once(world, monkeypatch):
+    """Beside the floor, the value uniform noise gets on the same faces: the same for every model,
+    computed once per dataset and sample shape, and cached with the feature net."""
+    root, params, metrics, _ = world
+    for name in ("dcgan", "wide"):
+        m = metrics[name]
+        assert m["ssl_fd_real_halves"] < m["ssl_fd_noise"] and m["ssl_fd_noise"] > 0
+    assert metrics["dcgan"]["ssl_fd_noise"] == metrics["wide"]["ssl_fd_noise"]
+    import pipeline.evaluate.metrics.frechet as frechet
+
+    calls = []
+
+    real_fd = frechet.frechet_between
+    monkeypatch.setattr(frechet, "frechet_between", lambda *a: calls.append(a) or real_fd(*a))
+    from pipeline.evaluate.stage import run_evaluate
+
+    again = run_evaluate(params, "wide")
+    assert again["ssl_fd_noise"] == metrics["wide"]["ssl_fd_noise"]
+    assert len(calls) == 2  # ssl_fd and the real halves of wide's one checkpoint: the noise value came from the cache
+
+
+def _rows(values: dict[str, float], noise: float = 100.0):
+    return [{"model": m, "arch": "dcgan", "metrics": {"ssl_fd": v, "ssl_fd_real_halves": 0.1, "ssl_fd_noise": noise}}
+            for m, v in values.items()]
+
+
+def test_best_only_when_clearly_better_and_never_when_all_are_noise():
+    from pipeline.report.table import best, verdict
+
+    assert best(_rows({"a": 10.0, "b": 10.5}), "ssl_fd", margin=0.1) is None  # 5% apart: too close to call
+    assert best(_rows({"a": 10.0, "b": 12.0}), "ssl_fd", margin=0.1) == 10.0
+    assert best(_rows({"a": 10.0, "b": 10.5}), "ssl_fd") == 10.0  # no margin asked: the plain minimum
+    rows = [{"model": "a", "metrics": {"attr_acc": 0.95}}, {"model": "b", "metrics": {"attr_acc": 0.9}}]
+    assert best(rows, "attr_acc", margin=0.1) is None and best(rows, "attr_acc", margin=0.05) == 0.95
+    marks, warning = verdict(_rows({"a": 60.0, "b": 95.0}), ["ssl_fd"], 0.1, 0.5)
+    assert marks == {"ssl_fd": None} and "No model has learned faces yet" in warning and "95%" in warning
+    marks, warning = verdict(_rows({"a": 20.0, "b": 95.0}), ["ssl_fd"], 0.1, 0.5)
+    assert marks == {"ssl_fd": 20.0} and warning == ""
+
+
+def test_noise_value_and_no_best_rule_in_a_real_browser(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from pipeline.params import ReportParams
+    from pipeline.report.stage import render_html
+
+    for name, values in {"noise": {"a": 90.0, "b": 97.0}, "close": {"a": 10.0, "b": 10.4}, "clear": {"a": 10.0, "b": 30.0}}.items():
+        page = tmp_path / f"{name}.html"
+        page.write_text(render_html("t", _rows(values), {m: {} for m in values}, ReportParams()))
+        browser.get(page.as_uri())
+        headers = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "#metrics thead th")]
+        assert {"ssl_fd", "ssl_fd_real_halves", "ssl_fd_noise"} <= set(headers)
+        noise_col = headers.index("ssl_fd_noise")
+        cells = browser.find_elements(By.CSS_SELECTOR, f"#metrics tbody tr td:nth-child({noise_col + 1})")
+        assert [c.text for c in cells] == ["100", "100"]
+        marked = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "td.best")]
+        warning = browser.find_elements(By.ID, "no-best")
+        if name == "noise":
+            assert warning and "No model has learned faces yet" in warning[0].text and marked == []
+        elif name == "close":
+            assert not warning and marked == []
+        else:
+            assert not warning and marked == ["10"]
+        assert "beats the next by 10%" in browser.find_element(By.TAG_NAME, "body").text

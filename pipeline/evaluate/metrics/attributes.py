@@ -8,7 +8,7 @@ make.girls.moe did. Accuracy is per attribute, plus the mean over the attributes
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -22,8 +22,8 @@ def c2st_once(a: np.ndarray, b: np.ndarray, *, seed: int, test_fraction: float =
 
     rng = np.random.default_rng(seed)
     (ta, va), (tb, vb) = _split(len(a), test_fraction, rng), _split(len(b), test_fraction, rng)
-    x_tr = np.concatenate([a[ta], b[tb]]); y_tr = np.r_[np.zeros(len(ta)), np.ones(len(tb))]
-    x_te = np.concatenate([a[va], b[vb]]); y_te = np.r_[np.zeros(len(va)), np.ones(len(vb))]
+    x_tr, y_tr = np.concatenate([a[ta], b[tb]]), np.r_[np.zeros(len(ta)), np.ones(len(tb))]
+    x_te, y_te = np.concatenate([a[va], b[vb]]), np.r_[np.zeros(len(va)), np.ones(len(vb))]
     mu, sd = x_tr.mean(0), x_tr.std(0) + 1e-8  # standardise on the training split only
     t = lambda v: torch.as_tensor((v - mu) / sd, dtype=torch.float32, device=device)  # noqa: E731
     torch.manual_seed(seed)  # the init is drawn on the CPU, so a seed gives the same net on any device

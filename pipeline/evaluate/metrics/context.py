@@ -3,8 +3,9 @@ and shared between metrics."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -26,11 +27,20 @@ class EvalContext:
 MetricFn = Callable[["EvalContext"], dict[str, float]]
 
 
+def ssl_net(ctx: EvalContext):
+    """The rotation-prediction feature net of this real set (trained once, cached on disk)."""
+    if "ssl_net" not in ctx.cache:
+        from pipeline.evaluate.metrics.ssl_features import load_or_train
+
+        ctx.cache["ssl_net"] = load_or_train(ctx.real, ctx.real_digest, ctx.params.feature_net, ctx.device)
+    return ctx.cache["ssl_net"]
+
+
 def ssl_feature_pair(ctx: EvalContext) -> tuple[np.ndarray, np.ndarray]:
     if "ssl" not in ctx.cache:
-        from pipeline.evaluate.metrics.ssl_features import extract, load_or_train
+        from pipeline.evaluate.metrics.ssl_features import extract
 
-        net = load_or_train(ctx.real, ctx.real_digest, ctx.params.feature_net, ctx.device)
+        net = ssl_net(ctx)
         ctx.cache["ssl"] = (extract(net, ctx.real, ctx.params.batch_size, ctx.device),
                             extract(net, ctx.fake, ctx.params.batch_size, ctx.device))
     return ctx.cache["ssl"]

@@ -20,14 +20,17 @@ log = logging.getLogger(__name__)
 
 
 def ssl_fd(ctx: EvalContext) -> dict[str, float]:
-    """Fréchet distance in the rotation-net feature space, beside real-vs-real (two halves) for scale."""
+    """Fréchet distance in the rotation-net feature space, with the scale to read it on: real vs real
+    (two halves, the floor a perfect generator reaches) and uniform noise (what drawing nothing gets)."""
     from pipeline.evaluate.metrics.frechet import frechet_between
+    from pipeline.evaluate.metrics.ssl_features import noise_distance
 
     real, fake = ssl_feature_pair(ctx)
     perm = np.random.default_rng(ctx.params.seed).permutation(len(real))
     half = len(real) // 2
     return {"ssl_fd": frechet_between(real, fake),
-            "ssl_fd_real_halves": frechet_between(real[perm[:half]], real[perm[half:2 * half]])}
+            "ssl_fd_real_halves": frechet_between(real[perm[:half]], real[perm[half:2 * half]]),
+            "ssl_fd_noise": noise_distance(ctx, real)}
 
 
 def ssl_kid(ctx: EvalContext) -> dict[str, float]:
