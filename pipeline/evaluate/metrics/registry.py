@@ -13,7 +13,7 @@ import logging
 
 import numpy as np
 
-from pipeline.evaluate.metrics.context import EvalContext, MetricFn, ssl_feature_pair
+from pipeline.evaluate.metrics.context import EvalContext, MetricFn, ssl_feature_pair, ssl_net
 from pipeline.evaluate.metrics.errors import MetricUnavailable
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,8 @@ def ssl_fd(ctx: EvalContext) -> dict[str, float]:
     half = len(real) // 2
     return {"ssl_fd": frechet_between(real, fake),
             "ssl_fd_real_halves": frechet_between(real[perm[:half]], real[perm[half:2 * half]]),
-            "ssl_fd_noise": noise_distance(ctx, real)}
+            "ssl_fd_noise": noise_distance(ssl_net(ctx), real, ctx.real_digest, ctx.params.feature_net, ctx.fake.shape,
+                                           ctx.params.batch_size, ctx.device)}
 
 
 def ssl_kid(ctx: EvalContext) -> dict[str, float]:

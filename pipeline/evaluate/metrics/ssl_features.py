@@ -99,7 +99,8 @@ def load_or_train(images: np.ndarray, dataset_digest: str, cfg: FeatureNetParams
     return net
 
 
-def noise_distance(ctx, real_features: np.ndarray) -> float:
+def noise_distance(net: RotationNet, real_features: np.ndarray, dataset_digest: str, cfg: FeatureNetParams,
+                   shape: tuple[int, ...], batch_size: int = 256, device: str = "cpu") -> float:
     """ssl_fd of uniform noise images (as many, and as large, as the generated ones; seed 0) against
     the real faces: the top of the scale. The same for every model of a dataset, so it is computed
     once and cached beside the feature net it was measured with."""
@@ -108,15 +109,13 @@ def noise_distance(ctx, real_features: np.ndarray) -> float:
     from pipeline.core.atomic import write_json
     from pipeline.evaluate.metrics.frechet import frechet_between
 
-    shape = tuple(int(s) for s in ctx.fake.shape)
-    key = cache_key(ctx.real_digest, ctx.params.feature_net)
+    shape = tuple(int(s) for s in shape)
+    key = cache_key(dataset_digest, cfg)
     path = cache_dir() / "feature_nets" / f"noise-{key}-{'x'.join(map(str, shape))}.json"
     if path.exists():
         return float(json.loads(path.read_text())["ssl_fd_noise"])
-    from pipeline.evaluate.metrics.context import ssl_net
-
     noise = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
-    value = frechet_between(real_features, extract(ssl_net(ctx), noise, ctx.params.batch_size, ctx.device))
+    value = frechet_between(real_features, extract(net, noise, batch_size, device))
     write_json(path, {"ssl_fd_noise": value, "shape": shape})
     return value
 
