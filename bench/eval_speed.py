@@ -33,13 +33,13 @@ def main() -> None:
 
     from models.zoo import build
     from pipeline.core.images import to_uint8
+    from pipeline.core.toyfaces import HAIR_COLOURS, draw_face
     from pipeline.evaluate.metrics.c2st import c2st_accuracy
     from pipeline.evaluate.metrics.diversity import diversity
     from pipeline.evaluate.metrics.frechet import frechet_between
     from pipeline.evaluate.metrics.kid import kid
     from pipeline.evaluate.metrics.ssl_features import extract, train_rotation_net
     from pipeline.params import EvaluateParams, FeatureNetParams
-    from pipeline.core.toyfaces import HAIR_COLOURS, draw_face
 
     dev = args.device
     sync = torch.cuda.synchronize if dev.startswith("cuda") else (lambda: None)
@@ -80,7 +80,8 @@ def main() -> None:
         from pipeline.evaluate.metrics import inception as inc
 
         ext = timed("inception load", lambda: inc.load_extractor(Path(args.inception_weights), dev))
-        feats = timed("inception features (real+fake)", lambda: (inc.extract(ext, real, 250, dev), inc.extract(ext, fake, 250, dev)))
+        feats = timed("inception features (real+fake)",
+                      lambda: (inc.extract(ext, real, 250, dev), inc.extract(ext, fake, 250, dev)))
         timed("fid+kid+is+pr", lambda: inc.scores(feats[0], feats[1], cfg.inception))
     total = sum(v for k, v in times.items() if "once per dataset" not in k)
     print(f"\nn={args.n} on {dev} ({torch.cuda.get_device_name() if dev.startswith('cuda') else os.cpu_count()} "

@@ -29,10 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from fakes.danbooru_server import (PLACEHOLDER, DanbooruServer, _picture, encode, make_posts, register_file,  # noqa: E402
-                                   sample_of)
 from pipeline.params import load_params  # noqa: E402
 from pipeline.scrape.stage import scrape  # noqa: E402
+
+from fakes.danbooru_server import PLACEHOLDER, DanbooruServer, _picture, encode, make_posts, register_file, sample_of  # noqa: E402
 
 
 def params(url: str, *extra: str):

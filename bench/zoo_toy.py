@@ -38,7 +38,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--from-step", type=int, default=0, help="continue the checkpoints in --out from this step")
     ap.add_argument("--out", default="/tmp/zoo_toy")
-    ap.add_argument("--spec", action="append", default=[], help="family:key=value of the training spec, e.g. acgan:aux_fake=false")
+    ap.add_argument("--spec", action="append", default=[],
+                    help="family:key=value of the training spec, e.g. acgan:aux_fake=false")
     ap.add_argument("--net", action="append", default=[], help="family:key=value, e.g. cgan:d_labels=projection")
     args = ap.parse_args()
 
@@ -46,9 +47,9 @@ def main() -> None:
     import torch
 
     from pipeline.core.datasets import toy_labelled_faces
-    from pipeline.params import ModelSpec
-    from pipeline.evaluate.sample import toy_hair_accuracy
     from pipeline.core.toyfaces import hair_colour_of
+    from pipeline.evaluate.sample import toy_hair_accuracy
+    from pipeline.params import ModelSpec
     from pipeline.train.checkpoint import load_generator
     from pipeline.train.loop import train
 
@@ -72,11 +73,13 @@ def main() -> None:
             step += args.check_every
             spec = ModelSpec(arch=fam, steps=step, batch_size=args.batch_size, log_every=args.check_every,
                              conditioning=["hair_color", "eye_color"], net=NETS[fam], **EXTRA.get(fam, {}))
-            train(faces.images, spec, out, labels=labels, seed=0, device="cpu", resume="auto" if step > args.check_every or args.from_step else "never")
+            resume = "auto" if step > args.check_every or args.from_step else "never"
+            train(faces.images, spec, out, labels=labels, seed=0, device="cpu", resume=resume)
             sampler, _ = load_generator(out / "checkpoint.pt", "cpu", ema=True)
             acc = toy_hair_accuracy(sampler, n=args.samples, seed=1)
             worst = min((k for k in acc if k != "mean"), key=acc.get)
-            print(f"| {fam} | {step} | {time.perf_counter() - started:.0f} | {acc['mean']:.3f} | {worst} {acc[worst]:.2f} |", flush=True)
+            seconds = time.perf_counter() - started
+            print(f"| {fam} | {step} | {seconds:.0f} | {acc['mean']:.3f} | {worst} {acc[worst]:.2f} |", flush=True)
         results[fam] = {"steps": step, "seconds": round(time.perf_counter() - started, 1), "accuracy": acc}
     print(json.dumps(results, indent=1))
 

@@ -7,7 +7,8 @@ state and logs. Bookkeeping (what is new, merging, writing the outputs) stays in
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE

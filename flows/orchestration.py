@@ -14,8 +14,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pipeline.core.errors import StageError
 from pipeline.params import Params
@@ -57,7 +58,8 @@ def run_lock(params: Params, owner: str) -> Iterator[dict[str, float]]:
             except BlockingIOError:
                 holder = Path(path).read_text(errors="replace").strip() or "another flow run"
                 if orch.overlap == "skip":
-                    raise Busy(f"{holder} is still running on {params.paths.faces}; skipping (orchestration.overlap=skip)")
+                    raise Busy(f"{holder} is still running on {params.paths.faces}; "
+                               "skipping (orchestration.overlap=skip)") from None
                 if time.monotonic() > deadline:
                     raise StageError(f"waited {orch.lock_timeout:.0f} s for {holder} on {params.paths.faces}; "
                                      f"raise orchestration.lock_timeout or stop it") from None

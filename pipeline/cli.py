@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from pipeline.stages import BY_NAME, STAGES
 
@@ -88,7 +88,8 @@ def _evaluate(args, params) -> None:
         print(f"evaluate@{args.model}: skipped: {metrics['skipped']}")
         return
     unavailable = metrics.pop("unavailable", {})
-    print(f"evaluate@{args.model}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+    shown = (f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+    print(f"evaluate@{args.model}: " + ", ".join(shown))
     if unavailable:  # the reasons were logged once (once per pipeline run); the sidecar keeps them
         from pipeline.core.layout import status_path
 
@@ -101,7 +102,8 @@ def _sample(args, params) -> None:
 
     tags = [t for t in (args.tags or "").split(",") if t.strip()]
     try:
-        path = sample(params, args.model, n=args.n, tags=tags, seed=args.seed, sketch=args.sketch, ema=not args.no_ema, out=args.out)
+        path = sample(params, args.model, n=args.n, tags=tags, seed=args.seed, sketch=args.sketch, ema=not args.no_ema,
+                      out=args.out)
     except ValueError as e:  # an unknown tag, tags for an unconditional model, ...
         raise StageError(str(e)) from None
     print(f"sample@{args.model}: {path}")

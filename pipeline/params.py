@@ -11,9 +11,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
-                      model_validator)
-
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "gif", "bmp")
 
@@ -150,7 +157,7 @@ class ScrapeParams(Strict):
         return v
 
     @model_validator(mode="after")
-    def _folder_needed(self) -> "ScrapeParams":
+    def _folder_needed(self) -> ScrapeParams:
         if self.source == "folder" and not self.folder:
             raise ValueError("scrape.source is 'folder' but scrape.folder is not set; "
                              "set it to a directory of images, e.g. -S scrape.folder=path/to/images")
@@ -202,8 +209,10 @@ class InceptionParams(Strict):
 
     url: str = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
     sha256: str | None = Field(None, pattern=r"^[0-9a-f]{8,64}$",
-                               description="full sha256 or a prefix; null: the hex suffix of the file name (torch.hub convention)")
-    weights_path: str | None = Field(None, description="an offline copy of the weights; default $BOORUGAN_CACHE/inception/<file name>")
+                               description="full sha256 or a prefix; null: the hex suffix of the file name "
+                                           "(torch.hub convention)")
+    weights_path: str | None = Field(None, description="an offline copy of the weights; "
+                                                       "default $BOORUGAN_CACHE/inception/<file name>")
     download: bool = Field(True, description="fetch missing weights on first use; false: report the metrics unavailable")
     retries: int = Field(1, ge=0)
     kid_subsets: int = Field(100, ge=1)
@@ -260,7 +269,8 @@ class EvaluateParams(Strict):
 class ReportParams(Strict):
     title: str = "boorugan: model comparison"
     clear_margin: float = Field(0.1, ge=0, lt=1, description="a model is marked best in a column only when it beats "
-                                "the runner-up by this share (lower-better: best <= (1 - m) x next; higher: best >= next / (1 - m))")
+                                "the runner-up by this share (lower-better: best <= (1 - m) x next; "
+                                "higher: best >= next / (1 - m))")
     near_noise: float | None = Field(0.5, gt=0, le=1, description="every model at or above this share of uniform "
                                      "noise's ssl_fd has learned nothing yet: the report says so and marks no best (null: off)")
 
@@ -336,7 +346,7 @@ class ModelSpec(Strict):
         return arch
 
     @model_validator(mode="after")
-    def _conditioning_fits_family(self) -> "ModelSpec":
+    def _conditioning_fits_family(self) -> ModelSpec:
         from models.registry import CONDITIONED, family
 
         needs = family(self.arch) in CONDITIONED
@@ -400,7 +410,7 @@ class TrainParams(Strict):
     models: dict[str, ModelSpec] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _enabled_exist(self) -> "TrainParams":
+    def _enabled_exist(self) -> TrainParams:
         missing = [m for m in self.enabled if m not in self.models]
         if missing:
             raise ValueError(f"train.enabled names {missing}, which are not in train.models "
@@ -438,7 +448,7 @@ class VocabularyParams(Strict):
     binary: dict[str, str] = Field(default_factory=_make_girls_moe_binary)
 
     @model_validator(mode="after")
-    def _well_formed(self) -> "VocabularyParams":
+    def _well_formed(self) -> VocabularyParams:
         import re
 
         names = list(self.groups) + list(self.binary)
@@ -498,7 +508,8 @@ class LabelsParams(Strict):
             raise ValueError(f"each source at most once, got {v}")
         return v
     threshold: float = Field(0.25, ge=0.0, le=1.0, description="tagger probability needed for a value")
-    conflict_confidence: float = Field(0.75, ge=0.0, le=1.0, description="tagger probability that makes a disagreement a conflict")
+    conflict_confidence: float = Field(0.75, ge=0.0, le=1.0,
+                                       description="tagger probability that makes a disagreement a conflict")
     min_known: int = Field(0, ge=0, description="drop faces with fewer known attributes (0 keeps all)")
 
 
@@ -636,4 +647,5 @@ def load_params(path: str | Path = "params.yaml", overrides: list[str] | tuple[s
     try:
         return Params.model_validate(tree)
     except ValidationError as e:
-        raise ParamsError(format_validation_error(e, str(path) + (" with overrides " + " ".join(overrides) if overrides else ""))) from None
+        source = str(path) + (" with overrides " + " ".join(overrides) if overrides else "")
+        raise ParamsError(format_validation_error(e, source)) from None

@@ -8,8 +8,9 @@ Every stage function takes the loaded ``Params`` (and the model's name for per-m
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,7 @@ def encode_labels(frame, attrs: list[str]) -> Labels:
         known = col.str.lower().isin(UNKNOWN)
         vocab[a] = sorted(col[~known].unique())
         lookup = {v: i for i, v in enumerate(vocab[a])}
-        codes.append(np.where(known, -1, col.map(lambda v: lookup.get(v, -1))).astype(np.int64))
+        codes.append(np.where(known, -1, col.map(lookup).fillna(-1)).astype(np.int64))
     return Labels(np.stack(codes, 1), vocab)
 
 
@@ -97,8 +97,7 @@ def _manifest_labels(faces_dir: str | Path, raw_dir: str | Path):
     joined through the crop index's md5; None when there is no manifest."""
     import pandas as pd
 
-    from pipeline.core.layout import INDEX
-    from pipeline.core.layout import MANIFEST
+    from pipeline.core.layout import INDEX, MANIFEST
 
     manifest = Path(raw_dir) / MANIFEST
     if not manifest.exists():

@@ -16,8 +16,9 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -122,7 +123,8 @@ def get_with_retries(session, url: str, *, policy: RetryPolicy, timeout: float, 
             reason = f"bad answer ({type(e).__name__})"
         if attempt == policy.max_retries:
             raise GaveUp(url, reason, attempt + 1)
-        wait = policy.delay(attempt, _retry_after(response) if response is not None and response.status_code in (429, 503) else None)
+        told = _retry_after(response) if response is not None and response.status_code in (429, 503) else None
+        wait = policy.delay(attempt, told)
         log.warning("%s: %s; retry %d/%d in %.1f s", url, reason, attempt + 1, policy.max_retries, wait)
         if on_retry is not None:
             on_retry(reason)

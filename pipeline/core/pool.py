@@ -9,7 +9,8 @@ the culprit is found and reported through ``on_crash`` while the innocent ones s
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterable, Iterator, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

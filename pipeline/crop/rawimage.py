@@ -21,7 +21,7 @@ class BadImage(Exception):
 
 @dataclass
 class Loaded:
-    image: "PIL.Image.Image"  # noqa: F821 - RGB, 8 bits per channel
+    image: PIL.Image.Image  # noqa: F821 - RGB, 8 bits per channel
     converted: list[str] = field(default_factory=list)  # what was done to get there (cmyk, 16bit, ...)
 
 
@@ -52,7 +52,9 @@ def to_rgb(im, background: tuple[int, int, int] = (255, 255, 255)) -> Loaded:
         return Loaded(im)
     if mode == "P":
         has_alpha = "transparency" in im.info or (im.palette is not None and im.palette.mode == "RGBA")
-        return Loaded(_flatten_alpha(im, background), ["palette", "alpha"]) if has_alpha else Loaded(im.convert("RGB"), ["palette"])
+        if has_alpha:
+            return Loaded(_flatten_alpha(im, background), ["palette", "alpha"])
+        return Loaded(im.convert("RGB"), ["palette"])
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         return Loaded(_flatten_alpha(im, background), ["alpha"])
     if mode == "CMYK":

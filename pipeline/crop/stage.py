@@ -263,9 +263,8 @@ def crop(params: CropParams, raw_dir: str | Path, out_dir: str | Path, map_shard
     from tqdm import tqdm
 
     from pipeline.core.atomic import write_parquet
-    from pipeline.core.layout import MANIFEST
-
     from pipeline.core.inputs import read_parquet
+    from pipeline.core.layout import MANIFEST
 
     raw, out = Path(raw_dir), Path(out_dir)
     manifest = read_parquet(raw / MANIFEST, made_by="scrape").drop_duplicates("md5")

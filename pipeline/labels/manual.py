@@ -25,8 +25,8 @@ from pathlib import Path
 
 from pipeline.core.csvrows import numbered_rows
 from pipeline.core.errors import StageError
-from pipeline.params import VocabularyParams
 from pipeline.core.vocab import UNKNOWN, normalise_tag
+from pipeline.params import VocabularyParams
 
 KEYS = ("face_id", "md5", "file")
 YES, NO = {"yes", "y", "true", "1"}, {"no", "n", "false", "0"}
@@ -147,12 +147,13 @@ def read_manual(path: str | Path, vocab: VocabularyParams, index, manifest=None)
         key = key.lower() if present[0] == "md5" else Path(key).name if present[0] == "file" else key
         fids = keys.get(key)
         if not fids:
-            problems.append(f"line {start}: unknown {present[0]} {row[key_col].strip()!r}{_suggest(key, keys) if len(keys) < 20000 else ''}")
+            hint = _suggest(key, keys) if len(keys) < 20000 else ""
+            problems.append(f"line {start}: unknown {present[0]} {row[key_col].strip()!r}{hint}")
             continue
         values: dict[str, str] = {}
         row_problems = []
 
-        def put(attr: str, value: str) -> None:
+        def put(attr: str, value: str, values=values, row_problems=row_problems, start=start) -> None:
             if values.get(attr, value) != value:
                 row_problems.append(f"line {start}: {attr} given as both {values[attr]!r} and {value!r}")
             values[attr] = value

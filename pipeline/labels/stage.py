@@ -21,7 +21,8 @@ face: on a post with several, the tags say nothing about which face has them.
 
 From the tagger: a group takes its most likely value when p > ``labels.threshold``, else unknown;
 a binary attribute is yes when p > threshold, else no (make.girls.moe's rule). ``labels.precedence``
-says which source wins where several have a value (by default manual, folder, danbooru, then i2v). Disagreements between a manual value and a
+says which source wins where several have a value (by default manual, folder, danbooru, then i2v).
+Disagreements between a manual value and a
 confident tagger (p >= ``labels.conflict_confidence`` for its value, or <= 1 - that for a binary
 "no") go to ``paths.label_conflicts``; that file sits in data/, not reports/, because the report stage
 owns and replaces the whole reports/ folder.
@@ -34,8 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.core.errors import StageError
-from pipeline.params import LabelsParams, PathsParams, VocabularyParams
 from pipeline.core.vocab import UNKNOWN, attributes, to_json
+from pipeline.params import LabelsParams, PathsParams, VocabularyParams
 
 log = logging.getLogger(__name__)
 CONFLICT_COLUMNS = ["face_id", "attribute", "manual", "i2v", "i2v_prob", "line"]
@@ -54,7 +55,8 @@ class LabelsResult:
 
     def summary(self) -> dict[str, int]:
         return {"faces": self.faces, "dropped": self.dropped, "manual_faces": self.manual_faces,
-                "tagged_faces": self.tagged_faces, "danbooru_faces": self.danbooru_faces, "folder_faces": self.folder_faces, "conflicts": self.conflicts}
+                "tagged_faces": self.tagged_faces, "danbooru_faces": self.danbooru_faces, "folder_faces": self.folder_faces,
+                "conflicts": self.conflicts}
 
 
 def tagger_values(probs: dict[str, float], vocab: VocabularyParams, threshold: float) -> dict[str, tuple[str, float]]:
@@ -208,10 +210,8 @@ def labels(params: LabelsParams, vocab: VocabularyParams, paths: PathsParams) ->
     import pandas as pd
 
     from pipeline.core.atomic import atomic_open, write_json, write_parquet
-    from pipeline.core.layout import INDEX
+    from pipeline.core.layout import INDEX, MANIFEST, PROB_PREFIX
     from pipeline.labels.manual import read_manual
-    from pipeline.core.layout import MANIFEST
-    from pipeline.core.layout import PROB_PREFIX
 
     faces_dir, tags_path, raw_dir = paths.faces, paths.tags, paths.raw
     from pipeline.core.inputs import read_parquet

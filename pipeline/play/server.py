@@ -9,18 +9,14 @@ model's own vocabulary before anything is drawn (a 422 that says what is allowed
 from __future__ import annotations
 
 import logging
-import socket
-from importlib import resources
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.core.errors import StageError
+from pipeline.core.localweb import LOOPBACK, bind, local_app, url_of
 
 log = logging.getLogger(__name__)
-STATIC = {"": ("index.html", "text/html; charset=utf-8"), "app.js": ("app.js", "text/javascript; charset=utf-8"),
-          "app.css": ("app.css", "text/css; charset=utf-8")}
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 ModelName = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", description="a model found under paths.runs")
 Seed = Field(0, ge=0, le=2**31 - 1)
 
@@ -65,16 +61,11 @@ class SketchRequest(Request):
     image: str = Field(max_length=6_000_000, description="data:image/png;base64,... of a drawing")
 
 
-def _static(name: str) -> bytes:
-    return resources.files("pipeline.play").joinpath("static", name).read_bytes()
-
-
 def create_app(params, models=None):
     """The app over ``params.paths.runs`` (``models``: a ready ``Models``, for tests)."""
-    from fastapi import FastAPI, HTTPException
+    from fastapi import HTTPException
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse, Response
-    from starlette.exceptions import HTTPException as StarletteHTTPException
+    from fastapi.responses import JSONResponse
 
     from pipeline.play.models import Models, PlayError, UnknownModel
     from pipeline.play.png import data_url, decode_data_url, file_name, png_bytes, sample_command, tags_of
@@ -83,11 +74,7 @@ def create_app(params, models=None):
     ui = params.play
     models = models or Models(params.paths.runs, ui.device, ui.max_models)
     runs = RunInfo(params)
-    app = FastAPI(title="boorugan play", docs_url=None, redoc_url=None, openapi_url=None)
-    if ui.host in LOOPBACK:  # a page elsewhere cannot reach it through DNS rebinding
-        from starlette.middleware.trustedhost import TrustedHostMiddleware
-
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "::1", "[::1]"])
+    app = local_app("boorugan play", ui.host, "pipeline.play")
 
     def guarded(fn, *args, **kwargs):
         try:
@@ -189,10 +176,6 @@ def create_app(params, models=None):
                 "face": {"filename": file_name(drawn.model, drawn.step, None, None, "from_sketch"),
                          "png": data_url(png_bytes(drawn.faces[0], text))}}
 
-    @app.exception_handler(StarletteHTTPException)
-    def _error(request, exc: StarletteHTTPException):
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
-
     @app.exception_handler(RequestValidationError)
     def _invalid(request, exc: RequestValidationError):
         parts = []
@@ -201,34 +184,7 @@ def create_app(params, models=None):
             parts.append(f"{where}: {err['msg']}")
         return JSONResponse({"error": "; ".join(parts)}, status_code=422)
 
-    def page(name: str):
-        file, media = STATIC[name]
-        return Response(_static(file), media_type=media, headers={"Cache-Control": "no-cache"})
-
-    app.get("/", include_in_schema=False)(lambda: page(""))
-    app.get("/app.js", include_in_schema=False)(lambda: page("app.js"))
-    app.get("/app.css", include_in_schema=False)(lambda: page("app.css"))
     return app
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket (port 0 = any free port), so the printed URL is the real one."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as e:
-        sock.close()
-        raise StageError(f"cannot listen on {host}:{port} ({e.strerror}); pick another with -S play.port=N "
-                         "(0 = any free port)") from None
-    sock.listen(128)
-    return sock
-
-
-def url_of(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
 
 
 def make_server(params, models=None):
@@ -244,7 +200,7 @@ def run_play(params) -> None:
     ui = params.play
     if ui.host not in LOOPBACK:
         log.warning("play: listening on %s: anyone who can reach it can draw from the models in %s", ui.host, params.paths.runs)
-    sock = bind(ui.host, ui.port)
+    sock = bind(ui.host, ui.port, "play.port")
     server = make_server(params)
     print(f"play: open {url_of(sock)} (models in {params.paths.runs}; Ctrl-C stops)", flush=True)
     server.run(sockets=[sock])

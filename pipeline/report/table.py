@@ -67,7 +67,8 @@ def near_noise(rows: list[dict[str, Any]], share: float | None) -> bool:
     return bool(scored) and all(m["ssl_fd"] >= share * m["ssl_fd_noise"] for m in scored)
 
 
-def verdict(rows: list[dict[str, Any]], keys: list[str], margin: float, share: float | None) -> tuple[dict[str, float | None], str]:
+def verdict(rows: list[dict[str, Any]], keys: list[str], margin: float,
+            share: float | None) -> tuple[dict[str, float | None], str]:
     """(the value to mark best per column, a warning for the top of the report or ''). No mark at all
     when every model is near the noise value; no mark in a column where the winner is not clear."""
     if near_noise(rows, share):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -73,8 +73,8 @@ def converted_state(model: Path):
 
     from pipeline.core.atomic import atomic_path
     from pipeline.core.cache import cache_dir
-    from pipeline.tag.caffemodel import read_caffemodel
     from pipeline.core.download import sha256_of
+    from pipeline.tag.caffemodel import read_caffemodel
     from pipeline.tag.i2v_net import state_dict_from_layers
 
     digest = sha256_of(model)

@@ -36,7 +36,7 @@ class I2VTagNet(nn.Module):
             cin = widths[name]
 
     @classmethod
-    def from_state_dict(cls, state: dict[str, torch.Tensor]) -> "I2VTagNet":
+    def from_state_dict(cls, state: dict[str, torch.Tensor]) -> I2VTagNet:
         missing = [c for c in CONVS if f"{c}.weight" not in state]
         if missing:
             raise ValueError(f"weights lack layer(s) {missing}")
@@ -66,7 +66,7 @@ class I2VTagNet(nn.Module):
 
 def state_dict_from_layers(layers) -> dict[str, torch.Tensor]:
     """Caffe layers (pipeline.tag.caffemodel.Layer) -> this module's state_dict, by layer name."""
-    by_name = {l.name: l for l in layers}
+    by_name = {layer.name: layer for layer in layers}
     state: dict[str, torch.Tensor] = {}
     cin = 3
     for name in CONVS:

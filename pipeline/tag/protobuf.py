@@ -7,8 +7,7 @@ memoryviews into the caller's buffer: a 200 MB caffemodel is never copied field 
 
 from __future__ import annotations
 
-import struct
-from typing import Iterator
+from collections.abc import Iterator
 
 VARINT, FIXED64, LENGTH, FIXED32 = 0, 1, 2, 5
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.core.device import resolve_device
-from pipeline.core.errors import StageError
 from pipeline.core.layout import PROB_PREFIX
 from pipeline.params import TagParams
 
@@ -113,7 +112,8 @@ def tag(params: TagParams, faces_dir: str | Path, out_path: str | Path, map_shar
     result = TagResult(faces=len(index), enabled=params.enabled)
     if not params.enabled:
         log.warning("tag: disabled (tag.enabled=false): writing an empty %s; labels come from manual labels "
-                    "and Danbooru tags only. Enable with -S tag.enabled=true (weights: tag.weights_dir or $BOORUGAN_CACHE/i2v)", out_path)
+                    "and Danbooru tags only. Enable with -S tag.enabled=true "
+                    "(weights: tag.weights_dir or $BOORUGAN_CACHE/i2v)", out_path)
         write_parquet(out_path, empty_table(params))
         return result
     import torch

@@ -8,7 +8,8 @@ would be a module that reads its model and CSV of tag names and implements ``pre
 from __future__ import annotations
 
 import importlib
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 

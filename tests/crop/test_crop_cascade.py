@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.crop.cascade import cached_cascade, ensure_cascade
 from pipeline.core.errors import StageError
+from pipeline.crop.cascade import cached_cascade, ensure_cascade
 
 BODY = b'<?xml version="1.0"?>\n<opencv_storage><!-- not a real cascade, just bytes to serve --></opencv_storage>\n' * 50
 SHA = hashlib.sha256(BODY).hexdigest()

@@ -7,11 +7,11 @@ import random
 import numpy as np
 import pandas as pd
 from PIL import Image
+from test_crop_stage import none_params, write_raw  # tests/crop/ is on sys.path (no __init__.py)
 
 from pipeline.core.layout import DUPLICATES, INDEX
-from pipeline.crop.stage import crop
 from pipeline.crop.dedupe import bands, dhash, near_duplicates
-from test_crop_stage import none_params, write_raw  # tests/crop/ is on sys.path (no __init__.py)
+from pipeline.crop.stage import crop
 
 
 def art(seed: int, size: int = 96) -> Image.Image:

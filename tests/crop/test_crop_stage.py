@@ -12,11 +12,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pipeline.core.layout import INDEX, SOURCES
-from pipeline.crop.stage import crop
 from pipeline.core.errors import StageError
+from pipeline.core.layout import INDEX, MANIFEST, SOURCES
+from pipeline.crop.stage import crop
 from pipeline.params import CropParams
-from pipeline.core.layout import MANIFEST
 
 ROOT_COLUMNS = ["face_id", "source_id", "md5", "x", "y", "w", "h", "score", "detector", "size", "path"]
 
@@ -68,16 +67,16 @@ def test_faces_and_lineage(tmp_path):
 
 def test_rerun_reads_only_new_images_and_removes_faces_of_removed_sources(tmp_path):
     raw, out = tmp_path / "raw", tmp_path / "faces"
-    ids = write_raw(raw, {"1": picture(1), "2": picture(2), "3": picture(3)})
+    write_raw(raw, {"1": picture(1), "2": picture(2), "3": picture(3)})
     crop(none_params(), raw, out)
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
 
-    ids = write_raw(raw, {"1": picture(1), "2": picture(2), "3": picture(3), "4": picture(4)})
+    write_raw(raw, {"1": picture(1), "2": picture(2), "3": picture(3), "4": picture(4)})
     r = crop(none_params(), raw, out)
     assert (r.images, r.reused, r.removed, r.faces, r.new_faces) == (1, 3, 0, 4, 1)
     assert all(out.joinpath(n).stat().st_mtime_ns == t for n, t in before.items())  # untouched
 
-    ids = write_raw(raw, {"1": picture(1), "3": picture(3), "4": picture(4)})  # post 2 removed
+    write_raw(raw, {"1": picture(1), "3": picture(3), "4": picture(4)})  # post 2 removed
     r = crop(none_params(), raw, out)
     assert (r.images, r.reused, r.removed, r.faces) == (0, 3, 1, 3)
     index = pd.read_parquet(out / INDEX)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_e2e_dvc import TINY, copy_working_tree, git, ran_stages, set_params
 
 from fakes.danbooru_server import DanbooruServer, make_posts
-from test_e2e_dvc import TINY, copy_working_tree, git, ran_stages, set_params
 
 pytestmark = pytest.mark.slow
 ALL = {"scrape", "crop", "tag", "labels", "train@dcgan", "evaluate@dcgan", "report"}

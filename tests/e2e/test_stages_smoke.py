@@ -10,8 +10,9 @@ from pipeline.train.stage import run_train
 
 
 def test_stages_in_order(tmp_path):
-    from conftest import ROOT, tiny_overrides
     from pipeline.params import load_params
+
+    from conftest import ROOT, tiny_overrides
 
     tiny_params = load_params(ROOT / "params.yaml", tiny_overrides(tmp_path) + ["train.enabled=[dcgan]"])  # report reads the enabled
     assert run_scrape(tiny_params).kept == 48

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_e2e_dvc import copy_working_tree, git, ran_stages, set_params
 
 from fakes.i2v_tiny import tag_names, write_weights
-from test_e2e_dvc import copy_working_tree, git, ran_stages, set_params
 
 pytestmark = pytest.mark.slow
 

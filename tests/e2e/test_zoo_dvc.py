@@ -6,7 +6,6 @@ import json
 import uuid
 
 import pytest
-
 from test_e2e_dvc import TINY, copy_working_tree, git, ran_stages, repro, set_params
 
 pytestmark = pytest.mark.slow

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import ROOT, tiny_overrides
 from models.registry import ARCHS
 from pipeline.params import load_params
+
+from conftest import ROOT, tiny_overrides
 
 TINY = {"dcgan_tags": "net.ngf=8 net.ndf=8 net.nz=8", "acgan": "net.ngf=8 net.ndf=8 net.nz=8",
         "cgan": "net.hidden=16 net.nz=8", "gan_mlp": "net.hidden=16 net.nz=8", "sketch2image": "net.ngf=8 net.ndf=8 net.blocks=1"}

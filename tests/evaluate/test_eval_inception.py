@@ -8,13 +8,14 @@ import hashlib
 
 import numpy as np
 import pytest
-from fakes.file_server import PAYLOAD, Server
 
 from pipeline.evaluate.metrics.context import EvalContext
-from pipeline.evaluate.metrics.registry import compute
 from pipeline.evaluate.metrics.errors import MetricUnavailable
+from pipeline.evaluate.metrics.registry import compute
 from pipeline.evaluate.metrics.weights import expected_sha256, inception_weights
 from pipeline.params import EvaluateParams, InceptionParams
+
+from fakes.file_server import PAYLOAD, Server
 
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 

@@ -129,8 +129,8 @@ def test_compare_cli_prints_the_table_and_rejects_a_bad_date(world):
 
 
 def test_attribute_accuracy_on_toy_faces():
-    from pipeline.evaluate.metrics.attributes import attribute_accuracy, toy_readers
     from pipeline.core.toyfaces import HAIR_COLOURS, draw_face
+    from pipeline.evaluate.metrics.attributes import attribute_accuracy, toy_readers
 
     rng = np.random.default_rng(0)
     hairs = [list(HAIR_COLOURS)[i] for i in rng.integers(0, len(HAIR_COLOURS), 40)]
@@ -144,12 +144,12 @@ def test_attribute_accuracy_on_toy_faces():
 def test_attribute_accuracy_through_the_tagger(tmp_path):
     """Real faces are read by the i2v tagger (tiny random weights here): conditioned on what the
     tagger reads, accuracy is 1; on a shifted copy it drops; without weights it is unavailable."""
-    from fakes.i2v_tiny import tag_names, write_weights
-
+    from pipeline.evaluate.metrics.attributes import TaggerReaders, attribute_accuracy
     from pipeline.evaluate.metrics.context import EvalContext
     from pipeline.evaluate.metrics.registry import compute
-    from pipeline.evaluate.metrics.attributes import TaggerReaders, attribute_accuracy
     from pipeline.params import EvaluateParams, TagParams, VocabularyParams
+
+    from fakes.i2v_tiny import tag_names, write_weights
 
     weights = write_weights(tmp_path / "w", tag_names(VocabularyParams().tags()), seed=5)
     params = TagParams(enabled=True, weights_dir=str(weights), download=False, device="cpu", batch_size=8)

@@ -59,4 +59,4 @@ def layer_bytes(layer: Layer, v1: bool = False) -> bytes:
 
 
 def net_bytes(layers: list[Layer], name: str = "net", v1: bool = False) -> bytes:
-    return length_field(1, name.encode()) + b"".join(length_field(2 if v1 else 100, layer_bytes(l, v1)) for l in layers)
+    return length_field(1, name.encode()) + b"".join(length_field(2 if v1 else 100, layer_bytes(layer, v1)) for layer in layers)

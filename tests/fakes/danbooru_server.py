@@ -271,7 +271,6 @@ def on_file_host(post: dict) -> dict:
 def animated(post: dict, *, tagged: bool = True, frames: int = 3) -> dict:
     """The post as an animated GIF of ``frames`` frames; ``tagged`` adds animated_gif as the site does."""
     import numpy as np
-
     from PIL import Image
 
     p = copy.deepcopy(post)
@@ -291,7 +290,7 @@ def animated(post: dict, *, tagged: bool = True, frames: int = 3) -> dict:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "_Server"
+    server: _Server
     protocol_version = "HTTP/1.0"
 
     def log_message(self, *args) -> None:  # keep test output clean
@@ -474,7 +473,7 @@ def _matches(post: dict, tags: list[str]) -> bool:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    owner: "DanbooruServer"
+    owner: DanbooruServer
 
 
 class DanbooruServer:
@@ -577,7 +576,7 @@ class DanbooruServer:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def start(self) -> "DanbooruServer":
+    def start(self) -> DanbooruServer:
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
@@ -592,7 +591,7 @@ class DanbooruServer:
             self._httpd.server_close()
             self._httpd = None
 
-    def __enter__(self) -> "DanbooruServer":
+    def __enter__(self) -> DanbooruServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fakes.caffe_writer import net_bytes
 from pipeline.tag.caffemodel import Layer
 from pipeline.tag.i2v_net import CONVS, LAYOUT
+
+from fakes.caffe_writer import net_bytes
 
 
 def tiny_widths(outputs: int, width: int = 4) -> dict[str, int]:

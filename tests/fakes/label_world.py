@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
-import time
 from pathlib import Path
 
 from conftest import ROOT, tiny_overrides
@@ -30,23 +27,10 @@ def face_ids(params) -> list[str]:
     return [str(f) for f in pd.read_parquet(Path(params.paths.faces) / "index.parquet")["face_id"]]
 
 
-@contextlib.contextmanager
 def label_server(params):
     """The real uvicorn server of ``boorugan label`` on a free port, in a thread; yields its URL."""
-    from pipeline.labels.page.server import bind, make_server, url_of
+    from pipeline.labels.page.server import make_server
 
-    sock = bind("127.0.0.1", 0)
-    server = make_server(params, sock)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the labelling server did not start")
-        time.sleep(0.05)
-    try:
-        yield url_of(sock)
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    from fakes.local_server import serving
+
+    return serving(lambda sock: make_server(params, sock), "labelling")

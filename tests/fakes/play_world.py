@@ -4,10 +4,6 @@ session; and the page's real uvicorn server on a free port."""
 
 from __future__ import annotations
 
-import contextlib
-import threading
-import time
-
 import pytest
 
 from conftest import ROOT, tiny_overrides
@@ -46,23 +42,10 @@ def play_world(tmp_path_factory):
     return root, params
 
 
-@contextlib.contextmanager
 def play_server(params, models=None):
     """The real uvicorn server of ``boorugan play`` on a free port, in a thread; yields its URL."""
-    from pipeline.play.server import bind, make_server, url_of
+    from pipeline.play.server import make_server
 
-    sock = bind("127.0.0.1", 0)
-    server = make_server(params, models)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the play server did not start")
-        time.sleep(0.05)
-    try:
-        yield url_of(sock)
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    from fakes.local_server import serving
+
+    return serving(lambda sock: make_server(params, models), "play")

@@ -1,6 +1,5 @@
 """The Prefect flow runs the same stages, in order, under one test harness (a real Prefect server)."""
 
-import uuid
 
 import pytest
 

@@ -65,8 +65,8 @@ def test_dvc_lock_is_written_only_for_the_projects_own_params(tmp_path, monkeypa
 
 
 def test_lock_skip_and_wait_timeout(tiny_params):
-    from pipeline.core.errors import StageError
     from flows.orchestration import Busy, run_lock
+    from pipeline.core.errors import StageError
 
     skip = tiny_params.model_copy(update={"orchestration": tiny_params.orchestration.model_copy(update={"overlap": "skip"})})
     wait = tiny_params.model_copy(update={"orchestration": tiny_params.orchestration.model_copy(update={"lock_timeout": 1.0})})

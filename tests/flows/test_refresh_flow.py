@@ -123,8 +123,9 @@ def test_a_run_finding_another_running_can_skip(prefect_harness, tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory):
-    from fakes.i2v_tiny import tag_names, write_weights
     from pipeline.params import VocabularyParams
+
+    from fakes.i2v_tiny import tag_names, write_weights
 
     return write_weights(tmp_path_factory.mktemp("i2v"), tag_names(VocabularyParams().tags()), seed=3)
 

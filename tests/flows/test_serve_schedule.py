@@ -18,8 +18,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, tiny_overrides
-from fakes.danbooru_server import DanbooruServer, make_posts
-from fakes.danbooru_server import FAST
+from fakes.danbooru_server import FAST, DanbooruServer, make_posts
 
 pytestmark = pytest.mark.slow
 INTERVAL = 15  # s between scheduled refresh runs

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from conftest import ROOT, tiny_overrides
-from fakes.danbooru_server import DanbooruServer, make_posts
-from fakes.danbooru_server import FAST
+from fakes.danbooru_server import FAST, DanbooruServer, make_posts
 
 
 def test_conditional_model_trains_on_danbooru_tags(tmp_path):

@@ -15,10 +15,11 @@ import pandas as pd
 import pytest
 import requests
 
-from conftest import ROOT
-from fakes.label_world import face_ids, label_server, toy_params
 from pipeline.labels.manual import manual_csv, read_manual
 from pipeline.params import Params
+
+from conftest import ROOT
+from fakes.label_world import face_ids, label_server, toy_params
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import json
 import pandas as pd
 import pytest
 
-from pipeline.labels.stage import labels
-from pipeline.labels.manual import ManualLabelsError
-from pipeline.params import LabelsParams, PathsParams, VocabularyParams
 from pipeline.core.layout import PROB_PREFIX
+from pipeline.labels.manual import ManualLabelsError
+from pipeline.labels.stage import labels
+from pipeline.params import LabelsParams, PathsParams, VocabularyParams
 
 VOCAB = VocabularyParams(groups={"hair_color": {"blonde": "blonde hair", "brown": "brown hair", "grey": "grey hair"},
                                  "hair_style": {"long": "long hair", "twin_tail": "twintails"}},
@@ -136,7 +136,7 @@ def test_duplicate_through_another_key(world):
 
 
 def test_bad_encoding_and_field_counts(world):
-    data = "face_id,hair_color\naaaa_0,blonde\n".encode() + b"bbbb_0,gr\xe9y\n" + b"cccc_0,brown,extra\n"
+    data = b"face_id,hair_color\naaaa_0,blonde\n" + b"bbbb_0,gr\xe9y\n" + b"cccc_0,brown,extra\n"
     assert_problems(world, data, "line 3: not UTF-8 (byte 0xe9 at column 10)", "line 4: 3 fields, the header has 2")
 
 

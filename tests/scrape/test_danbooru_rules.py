@@ -12,9 +12,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import ROOT
-from fakes.danbooru_server import (PLACEHOLDER, DanbooruServer, animated, as_2020, banned, make_posts, on_file_host,
-                                   relative_urls, with_changes)
 from pipeline.core.errors import StageError
 from pipeline.core.journal import read_journal
 from pipeline.core.layout import MANIFEST
@@ -22,6 +19,19 @@ from pipeline.params import load_params
 from pipeline.scrape.sources import danbooru_api as api
 from pipeline.scrape.sources.danbooru import JOURNAL
 from pipeline.scrape.stage import scrape
+
+from conftest import ROOT
+from fakes.danbooru_server import (
+    PLACEHOLDER,
+    DanbooruServer,
+    animated,
+    as_2020,
+    banned,
+    make_posts,
+    on_file_host,
+    relative_urls,
+    with_changes,
+)
 
 FAST = ["scrape.source=danbooru", "scrape.danbooru.tags=", "scrape.danbooru.min_width=0", "scrape.danbooru.min_height=0",
         "scrape.danbooru.rate=10", "scrape.danbooru.files_rate=50", "scrape.danbooru.retry_backoff=0.01",

@@ -10,13 +10,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import ROOT
-from fakes.danbooru_server import (DanbooruServer, as_video, deleted, make_posts, restricted, with_changes, with_id)
 from pipeline.core.errors import StageError
-from pipeline.params import ParamsError, load_params
 from pipeline.core.layout import MANIFEST
-from pipeline.scrape.stage import scrape
+from pipeline.params import ParamsError, load_params
 from pipeline.scrape.sources.danbooru import JOURNAL
+from pipeline.scrape.stage import scrape
+
+from conftest import ROOT
+from fakes.danbooru_server import DanbooruServer, as_video, deleted, make_posts, restricted, with_changes, with_id
 
 FAST = ["scrape.source=danbooru", "scrape.danbooru.tags=", "scrape.danbooru.min_width=0", "scrape.danbooru.min_height=0",
         "scrape.danbooru.rate=10", "scrape.danbooru.files_rate=50", "scrape.danbooru.retry_backoff=0.01",
@@ -347,7 +348,8 @@ def test_kill_9_mid_file_then_rerun_keeps_every_post_once(tmp_path):
         for kept_before_kill in (2, 4):
             proc = _start_cli(server, out, *extra)
             try:
-                _wait(lambda: out.is_dir() and len(_journal_posts(out)) >= kept_before_kill and server.active_transfers > 0, proc)
+                _wait(lambda n=kept_before_kill: out.is_dir() and len(_journal_posts(out)) >= n and server.active_transfers > 0,
+                      proc)
                 server.file_progress.clear()
                 _wait(server.file_progress.is_set, proc)  # bytes of the next file are on the wire
                 proc.send_signal(signal.SIGKILL)

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pipeline.params import ScrapeParams
 from pipeline.core.layout import MANIFEST
+from pipeline.params import ScrapeParams
 from pipeline.scrape.stage import scrape
 
 

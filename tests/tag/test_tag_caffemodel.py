@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from fakes.i2v_tiny import tiny_layers, write_weights
 from pipeline.core.errors import StageError
-from fakes import caffe_writer as pb
-from fakes.caffe_writer import blob_bytes, net_bytes
 from pipeline.tag.caffemodel import Layer, parse_net, read_caffemodel
-from pipeline.tag.protobuf import WireError
 from pipeline.tag.i2v import converted_state
 from pipeline.tag.i2v_net import I2VTagNet, state_dict_from_layers
+from pipeline.tag.protobuf import WireError
+
+from fakes import caffe_writer as pb
+from fakes.caffe_writer import blob_bytes, net_bytes
+from fakes.i2v_tiny import tiny_layers, write_weights
 
 
 def test_roundtrip_new_and_legacy_layouts():
@@ -26,7 +27,7 @@ def test_roundtrip_new_and_legacy_layouts():
               Layer("relu1_1", "ReLU"), Layer("pool1", "Pooling"), Layer("prob", "Sigmoid")]
     for v1 in (False, True):
         back = parse_net(net_bytes(layers, v1=v1))
-        assert [(l.name, l.type) for l in back] == [(l.name, l.type) for l in layers]
+        assert [(x.name, x.type) for x in back] == [(x.name, x.type) for x in layers]
         for a, b in zip(layers, back):
             assert len(a.blobs) == len(b.blobs)
             for x, y in zip(a.blobs, b.blobs):
@@ -57,7 +58,7 @@ def test_truncated_or_inconsistent_files_are_rejected(tmp_path):
     with pytest.raises(WireError, match="shape"):
         parse_net(pb.length_field(100, pb.length_field(1, b"x") + pb.length_field(7, bad_blob)))
     assert blob_bytes(np.zeros((2, 2), np.float32))  # the writer's own output parses back
-    layers = [l for l in tiny_layers(6) if l.name != "conv4_2"]
+    layers = [x for x in tiny_layers(6) if x.name != "conv4_2"]
     with pytest.raises(ValueError, match="conv4_2"):
         state_dict_from_layers(layers)
 

@@ -7,11 +7,13 @@ import hashlib
 
 import pytest
 
-from fakes.file_server import PAYLOAD, Server
+from pipeline.core.download import ChecksumError, DownloadError, download
 from pipeline.core.errors import StageError
 from pipeline.params import TagParams
 from pipeline.tag import i2v
-from pipeline.core.download import ChecksumError, DownloadError, download
+
+from fakes.file_server import PAYLOAD, Server
+
 
 @pytest.fixture
 def server():

@@ -9,16 +9,17 @@ import pytest
 import torch
 from PIL import Image
 
-from fakes.i2v_tiny import tag_names, write_weights
-from pipeline.crop.stage import crop
 from pipeline.core.errors import StageError
+from pipeline.core.layout import PROB_PREFIX
+from pipeline.crop.stage import crop
 from pipeline.params import CropParams, ScrapeParams, TagParams, ToySource, VocabularyParams
 from pipeline.scrape.stage import scrape
-from pipeline.core.layout import PROB_PREFIX
-from pipeline.tag.stage import tag
 from pipeline.tag.i2v import converted_state
 from pipeline.tag.i2v_net import I2VTagNet
 from pipeline.tag.i2v_preprocess import preprocess
+from pipeline.tag.stage import tag
+
+from fakes.i2v_tiny import tag_names, write_weights
 
 
 @pytest.fixture(scope="module")

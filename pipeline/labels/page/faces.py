@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.core.vocab import UNKNOWN, attributes
 from pipeline.labels.stage import is_conflict, known_tagged, merge_face, tagger_values
 from pipeline.params import LabelsParams, VocabularyParams
-from pipeline.core.vocab import UNKNOWN, attributes
 
 FILTERS = {"all": "all faces", "unlabelled": "no manual label yet", "labelled": "with a manual label",
            "low_confidence": "tagger unsure", "conflicts": "manual disagrees with a confident tagger"}
@@ -16,8 +16,8 @@ FILTERS = {"all": "all faces", "unlabelled": "no manual label yet", "labelled": 
 
 def load_predictions(tags_path: str | Path, vocab: VocabularyParams, threshold: float) -> dict[str, dict[str, tuple[str, float]]]:
     """face id -> attribute -> (tagger value, p); empty when the tag stage has not run or was off."""
-    from pipeline.labels.stage import read_tags
     from pipeline.core.layout import PROB_PREFIX
+    from pipeline.labels.stage import read_tags
 
     if not Path(tags_path).exists():
         return {}

@@ -9,34 +9,25 @@ from __future__ import annotations
 
 import logging
 import socket
-from importlib import resources
 from pathlib import Path
 
 from pipeline.core.errors import StageError
+from pipeline.core.localweb import LOOPBACK, bind, local_app, url_of
 
 log = logging.getLogger(__name__)
-STATIC = {"": ("index.html", "text/html; charset=utf-8"), "app.js": ("app.js", "text/javascript; charset=utf-8"),
-          "app.css": ("app.css", "text/css; charset=utf-8")}
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 IMAGE_TYPES = {".png": "image/png", ".webp": "image/webp", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
-
-
-def _static(name: str) -> bytes:
-    return resources.files("pipeline.labels.page").joinpath("static", name).read_bytes()
 
 
 def create_app(params):
     """The app for ``params`` (paths.faces, paths.tags, labels.*, label.*); reads the index once."""
     import pandas as pd
-    from fastapi import Body, FastAPI, HTTPException, Query
-    from fastapi.responses import FileResponse, JSONResponse, Response
-    from starlette.exceptions import HTTPException as StarletteHTTPException
+    from fastapi import Body, HTTPException, Query
+    from fastapi.responses import FileResponse
 
-    from pipeline.core.layout import INDEX
+    from pipeline.core.layout import INDEX, MANIFEST
     from pipeline.labels.page.faces import FILTERS, face_view, load_predictions, matches
-    from pipeline.labels.stage import danbooru_labels, folder_labels
     from pipeline.labels.page.store import LabelValueError, ManualStore, allowed_values
-    from pipeline.core.layout import MANIFEST
+    from pipeline.labels.stage import danbooru_labels, folder_labels
 
     faces_dir = Path(params.paths.faces).resolve()
     index_path = faces_dir / INDEX
@@ -52,11 +43,7 @@ def create_app(params):
     predictions = load_predictions(params.paths.tags, vocab, lp.threshold)
     booru = danbooru_labels(index, manifest, vocab) if "danbooru" in lp.precedence else {}
     folder = folder_labels(index, manifest, vocab) if "folder" in lp.precedence else {}  # bad ones stop it here
-    app = FastAPI(title="boorugan labelling", docs_url=None, redoc_url=None, openapi_url=None)
-    if ui.host in LOOPBACK:  # a page elsewhere cannot reach it through DNS rebinding
-        from starlette.middleware.trustedhost import TrustedHostMiddleware
-
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "::1", "[::1]"])
+    app = local_app("boorugan labelling", ui.host, "pipeline.labels.page")
 
     def view(fid: str, manual: dict) -> dict:
         return face_view(fid, manual.get(fid, {}), predictions.get(fid), vocab, lp, ui.low_confidence, booru.get(fid),
@@ -139,39 +126,7 @@ def create_app(params):
         manual = store.read()
         return {"face": view(face_id, manual), "counts": counts(manual)}
 
-    @app.exception_handler(StarletteHTTPException)
-    def _error(request, exc: StarletteHTTPException):
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
-
-    def page(name: str):
-        file, media = STATIC[name]
-        return Response(_static(file), media_type=media, headers={"Cache-Control": "no-cache"})
-
-    app.get("/", include_in_schema=False)(lambda: page(""))
-    app.get("/app.js", include_in_schema=False)(lambda: page("app.js"))
-    app.get("/app.css", include_in_schema=False)(lambda: page("app.css"))
     return app
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket (port 0 = any free port), so the printed URL is the real one."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as e:
-        sock.close()
-        raise StageError(f"cannot listen on {host}:{port} ({e.strerror}); pick another with -S label.port=N "
-                         "(0 = any free port)") from None
-    sock.listen(128)
-    sock.set_inheritable(True)
-    return sock
-
-
-def url_of(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
 
 
 def make_server(params, sock: socket.socket):
@@ -188,7 +143,7 @@ def run_label(params) -> None:
     if ui.host not in LOOPBACK:
         log.warning("label: listening on %s: anyone who can reach it can read the faces and change %s",
                     ui.host, params.labels.manual)
-    sock = bind(ui.host, ui.port)
+    sock = bind(ui.host, ui.port, "label.port")
     server = make_server(params, sock)
     print(f"label: open {url_of(sock)} (saving to {params.labels.manual}; Ctrl-C stops)", flush=True)
     server.run(sockets=[sock])

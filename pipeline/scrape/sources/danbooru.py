@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -269,7 +269,7 @@ class DanbooruScrape:
         row = {**api.post_columns(post, self.cfg.base_url), "md5": got.md5, "post_md5": str(post["md5"]).lower(),
                "variant": got.variant, "first_frame": got.first_frame, "file_url": got.url, "ext": got.ext,
                "width": got.width, "height": got.height, "source": "danbooru", "path": name,
-               "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+               "fetched_at": datetime.now(UTC).isoformat(timespec="seconds")}
         return Outcome(pid, "kept", row=row, nbytes=len(got.data) if got.downloaded else 0, downloaded=got.downloaded)
 
     def api_rate(self) -> float:

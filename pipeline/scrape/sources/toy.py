@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import io
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
+from pipeline.core.toyfaces import draw_face, sample_labels
 from pipeline.params import ScrapeParams
 from pipeline.scrape.sources.base import Candidate
-from pipeline.core.toyfaces import draw_face, sample_labels
 
 
 def iter_toy(params: ScrapeParams) -> Iterator[Candidate]:
