@@ -33,7 +33,10 @@ def columns(rows: list[dict[str, Any]]) -> list[str]:
         keys.update(UNAVAILABLE_COLUMNS.get(n, n) for n in r["metrics"].get("unavailable", {}))
     ranked = [k for k in keys if direction(k)]
     order = {k: i for i, k in enumerate((*LOWER, *HIGHER, *CLOSEST_TO_ONE))}
-    return sorted(ranked, key=lambda k: (order.get(k, len(order)), k)) + sorted(k for k in keys if not direction(k))
+    out = []
+    for k in sorted(ranked, key=lambda k: (order.get(k, len(order)), k)):  # each with its scale right after it
+        out += [k, *(s for s in (f"{k}_real_halves", f"{k}_noise") if s in keys)]
+    return out + sorted(k for k in keys if not direction(k) and k not in out)
 
 
 UNAVAILABLE_COLUMNS = {"inception": "fid", "attr_acc": "attr_acc"}  # metric name -> the column that shows its reason
