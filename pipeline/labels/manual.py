@@ -80,6 +80,20 @@ class _Lookup:
         for b, t in vocab.binary.items():
             self.by_tag[normalise_tag(t)] = (b, "yes")
 
+    def tag_values(self, cell: str) -> tuple[list[tuple[str, str]], list[str]]:
+        """A ``tags`` cell ("blonde hair, smile"; also ; or | between tags) -> the (attribute, value) of
+        each tag the vocabulary knows, and a problem (with a suggestion) for each it does not."""
+        found, problems = [], []
+        for raw in re.split(r"[,;|]", cell):
+            t = normalise_tag(raw)
+            if not t:
+                continue
+            if t in self.by_tag:
+                found.append(self.by_tag[t])
+            else:
+                problems.append(f"unknown tag {raw.strip()!r}{_suggest(t, self.by_tag)}")
+        return found, problems
+
     def column_value(self, attr: str, text: str) -> str | None:
         """None when not given; raises ValueError with a hint when not understood."""
         t = normalise_tag(text)
@@ -162,14 +176,10 @@ def read_manual(path: str | Path, vocab: VocabularyParams, index, manifest=None)
             if c in KEYS or c == "comment":
                 continue
             if c == "tags":
-                for raw in re.split(r"[,;|]", cell):
-                    t = normalise_tag(raw)
-                    if not t:
-                        continue
-                    if t not in lookup.by_tag:
-                        row_problems.append(f"line {start}: unknown tag {raw.strip()!r}{_suggest(t, lookup.by_tag)}")
-                        continue
-                    put(*lookup.by_tag[t])
+                found, unknown = lookup.tag_values(cell)
+                row_problems += [f"line {start}: {p}" for p in unknown]
+                for attr, value in found:
+                    put(attr, value)
                 continue
             try:
                 v = lookup.column_value(c, cell)

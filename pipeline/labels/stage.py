@@ -110,7 +110,6 @@ def folder_values(raw: dict[str, str], lookup, vocab: VocabularyParams) -> tuple
     checked as labels/manual.csv's cells are (pipeline/labels/manual.py)."""
     import re
 
-    from pipeline.core.vocab import normalise_tag
     from pipeline.labels.manual import _suggest
 
     values, problems = {}, []
@@ -124,14 +123,10 @@ def folder_values(raw: dict[str, str], lookup, vocab: VocabularyParams) -> tuple
     for col, text in raw.items():
         attr = re.sub(r"[\s-]+", "_", col.strip().lower())
         if attr == "tags":
-            for tag in re.split(r"[,;|]", text):
-                t = normalise_tag(tag)
-                if not t:
-                    continue
-                if t not in lookup.by_tag:
-                    problems.append(f"unknown tag {tag.strip()!r}{_suggest(t, lookup.by_tag)}")
-                else:
-                    put(*lookup.by_tag[t])
+            found, unknown = lookup.tag_values(text)
+            problems += unknown
+            for a, value in found:
+                put(a, value)
             continue
         if attr not in attrs:
             problems.append(f"unknown attribute {col!r}{_suggest(attr, attrs)}; tag.vocabulary has {', '.join(attrs)}")
