@@ -22,14 +22,15 @@ from pipeline.params import Params
 WIDTH = 120
 BASE = ("model", "arch", "steps", "images_seen", "date", "commit")
 PRIMARY = ("eval_fid", "eval_ssl_fd")  # the first one any row has sorts the table
-# metric columns of the default view, in the order shown; floors (what a perfect generator reaches)
-# and noise (std over subsets/seeds) sit right after their metric
-SHOWN = ("eval_fid", "eval_ssl_fd", "eval_ssl_fd_real_halves", "eval_kid", "eval_kid_std", "eval_ssl_kid",
-         "eval_ssl_kid_std", "eval_attr_acc")
+# metric columns of the default view, in the order shown; floors (what a perfect generator reaches),
+# noise values (what uniform noise gets) and std over subsets/seeds sit right after their metric
+SHOWN = ("eval_fid", "eval_ssl_fd", "eval_ssl_fd_real_halves", "eval_ssl_fd_noise", "eval_kid", "eval_kid_std",
+         "eval_ssl_kid", "eval_ssl_kid_std", "eval_attr_acc")
 # when the table is too wide, the last of these goes first
-KEEP_ORDER = ("eval_fid", "eval_ssl_fd", "eval_ssl_fd_real_halves", "eval_attr_acc", "eval_kid", "eval_kid_std",
-              "eval_ssl_kid", "eval_ssl_kid_std")
+KEEP_ORDER = ("eval_fid", "eval_ssl_fd", "eval_ssl_fd_real_halves", "eval_ssl_fd_noise", "eval_attr_acc", "eval_kid",
+              "eval_kid_std", "eval_ssl_kid", "eval_ssl_kid_std")
 LEGEND = {"eval_ssl_fd_real_halves": "floor of eval_ssl_fd (two halves of the real faces)",
+          "eval_ssl_fd_noise": "eval_ssl_fd of uniform noise on the same faces (nothing learned)",
           "eval_kid_std": "noise of eval_kid (std over subsets)", "eval_ssl_kid_std": "noise of eval_ssl_kid"}
 FORMATS = ("table", "csv", "json", "markdown")
 
@@ -181,6 +182,11 @@ def render(table, fmt: str = "table", notes: list[str] | None = None, width: int
                      + (f"; {', '.join(table.attrs['unranked'])} last: drawn from sketches of real faces, not ranked"
                         if table.attrs.get("unranked") else ""))
     lines += [f"{k}: {LEGEND[k]}" for k in cols if k in LEGEND]
+    for k in list(dropped):  # a scale shared by every row (a dataset's noise value) is said once, not dropped
+        values = table[k].dropna().unique() if k in table else []
+        if len(values) == 1 and table[k].notna().all():
+            lines.append(f"{k} = {_text(values[0])} for every row" + (f": {LEGEND[k]}" if k in LEGEND else ""))
+            dropped.remove(k)
     if dropped:
         lines.append(f"left out to fit {width} columns: {', '.join(dropped)} (--all shows every column)")
     import textwrap

@@ -106,3 +106,16 @@ def test_formats_for_scripts(store, fmt):
     else:
         lines = out.stdout.splitlines()
         assert lines[0].startswith("| model | arch |") and lines[1].startswith("|---|") and lines[2].startswith("| dcgan |")
+
+
+def test_a_dropped_column_that_is_the_same_for_every_row_is_said_once():
+    import pandas as pd
+
+    from pipeline.report.compare import render
+
+    table = pd.DataFrame({"model": ["a" * 40, "b" * 40], "eval_ssl_fd": [1.5, 30.0],
+                          "eval_ssl_fd_noise": [239.6, 239.6], "eval_ssl_kid": [0.1, 0.9]})
+    out = render(table, width=70)
+    assert "eval_ssl_fd_noise = 239.6 for every row" in out
+    assert "left out to fit 70 columns: eval_ssl_kid" in out and "eval_ssl_fd_noise," not in out
+    assert max(len(line) for line in out.splitlines()[:3]) <= 70
