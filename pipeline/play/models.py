@@ -9,7 +9,6 @@ row), so a downloaded PNG can be reproduced from the command in its text chunks.
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import threading
@@ -35,11 +34,9 @@ class UnknownModel(LookupError):
 
 
 def _load_generator(path: Path, device):
-    """The trainer's checkpoint loader, wherever it lives now (``weights_only=True`` inside)."""
-    try:
-        from pipeline.train.checkpoint import load_generator
-    except ImportError:
-        from pipeline.train.loop import load_generator
+    """The trainer's checkpoint loader (``weights_only=True`` inside)."""
+    from pipeline.train.checkpoint import load_generator
+
     return load_generator(path, device, ema=True)
 
 
@@ -58,13 +55,6 @@ def discover(runs_dir: str | Path) -> dict[str, Path]:
         if real.is_relative_to(root):
             found[d.name] = real
     return found
-
-
-def _one_hot(codes, sizes: list[int]):
-    import torch
-
-    parts = [torch.nn.functional.one_hot(codes[:, k].clamp_min(0), s).float() for k, s in enumerate(sizes)]
-    return torch.cat(parts, 1)
 
 
 @dataclass
@@ -207,17 +197,11 @@ class Models:
     def _forward(self, m: Loaded, z, codes):
         """G on given noise (and codes), through the trainer's one sampling function (the family's
         own mode: unconditional G on the batch's statistics, as the reference DCGAN samples)."""
-        s = m.sampler
-        try:
-            from pipeline.train.families import Batch
-            from pipeline.train.sampling import outputs
-        except ImportError:  # the trainer before its sampling module: the same rule, by hand
-            import torch
+        from pipeline.train.families import Batch, one_hot
+        from pipeline.train.sampling import outputs
 
-            g = copy.deepcopy(s.G).train(codes is None)
-            with torch.no_grad():
-                return g(z) if codes is None else g(z, _one_hot(codes, s.sizes))
-        c = None if codes is None else _one_hot(codes, s.sizes)
+        s = m.sampler
+        c = None if codes is None else one_hot(codes, s.sizes)
         return outputs(s.G, s.fam, Batch(None, z=z, codes=codes, c=c))
 
     @staticmethod
