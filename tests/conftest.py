@@ -50,6 +50,28 @@ def tiny_overrides(root: Path) -> list[str]:
             "evaluate.inception.download=false", "evaluate.c2st.steps=50", "tag.download=false"]  # never fetch weights in tests
 
 
+def tiny_model_overrides(nets: dict[str, str], steps: int = 3) -> list[str]:
+    """-S overrides that train each of ``nets`` (model -> "net.key=value ...") for a few tiny steps."""
+    out = []
+    for model, net in nets.items():
+        out += [f"train.models.{model}.steps={steps}", f"train.models.{model}.batch_size=16",
+                f"train.models.{model}.log_every=1", *(f"train.models.{model}.{kv}" for kv in net.split())]
+    return out
+
+
+def run_data_stages(params) -> None:
+    """scrape -> crop -> tag -> labels with the stage functions, as dvc repro runs them before train."""
+    from pipeline.crop.stage import run_crop
+    from pipeline.labels.stage import run_labels
+    from pipeline.scrape.stage import run_scrape
+    from pipeline.tag.stage import run_tag
+
+    run_scrape(params)
+    run_crop(params)
+    run_tag(params)
+    run_labels(params)
+
+
 @pytest.fixture
 def tiny_params(tmp_path):
     from pipeline.params import load_params

@@ -12,34 +12,22 @@ from PIL import Image
 from models.registry import ARCHS
 from pipeline.params import load_params
 
-from conftest import ROOT, tiny_overrides
+from conftest import ROOT, run_data_stages, tiny_model_overrides, tiny_overrides
 
 TINY = {"dcgan_tags": "net.ngf=8 net.ndf=8 net.nz=8", "acgan": "net.ngf=8 net.ndf=8 net.nz=8",
         "cgan": "net.hidden=16 net.nz=8", "gan_mlp": "net.hidden=16 net.nz=8", "sketch2image": "net.ngf=8 net.ndf=8 net.blocks=1"}
 
 
 def zoo_overrides(root) -> list[str]:
-    out = tiny_overrides(root)
-    for model, net in TINY.items():
-        out += [f"train.models.{model}.steps=3", f"train.models.{model}.batch_size=16", f"train.models.{model}.log_every=1"]
-        out += [f"train.models.{model}.{kv}" for kv in net.split()]
-    return out
+    return tiny_overrides(root) + tiny_model_overrides(TINY)
 
 
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory):
     """Scrape, crop, tag (off: empty table), labels (no manual labels: all unknown) on 48 toy faces."""
-    from pipeline.crop.stage import run_crop
-    from pipeline.labels.stage import run_labels
-    from pipeline.scrape.stage import run_scrape
-    from pipeline.tag.stage import run_tag
-
     root = tmp_path_factory.mktemp("zoo")
     params = load_params(ROOT / "params.yaml", zoo_overrides(root) + [f"labels.manual={root}/manual.csv"])
-    run_scrape(params)
-    run_crop(params)
-    run_tag(params)
-    run_labels(params)
+    run_data_stages(params)
     return root, params
 
 

@@ -6,37 +6,27 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import ROOT, tiny_overrides
+from conftest import ROOT, run_data_stages, tiny_model_overrides, tiny_overrides
 
 MODELS = {"dcgan": "net.ngf=8 net.ndf=8 net.nz=16", "gan_mlp": "net.hidden=16 net.nz=8",
           "acgan": "net.ngf=8 net.ndf=8 net.nz=8", "sketch2image": "net.ngf=8 net.ndf=8 net.blocks=1"}
 
 
 def play_overrides(root) -> list[str]:
-    out = tiny_overrides(root) + [f"labels.manual={root}/manual.csv", "play.device=cpu", "play.max_models=2", "crop.workers=1",
-                                  f"train.enabled=[{', '.join(MODELS)}]", "tracking.experiment=play-tests"]
-    for model, net in MODELS.items():
-        out += [f"train.models.{model}.steps=3", f"train.models.{model}.batch_size=16", f"train.models.{model}.log_every=1"]
-        out += [f"train.models.{model}.{kv}" for kv in net.split()]
-    return out
+    return tiny_overrides(root) + [f"labels.manual={root}/manual.csv", "play.device=cpu", "play.max_models=2", "crop.workers=1",
+                                   f"train.enabled=[{', '.join(MODELS)}]", "tracking.experiment=play-tests",
+                                   *tiny_model_overrides(MODELS)]
 
 
 @pytest.fixture(scope="session")
 def play_world(tmp_path_factory):
     """(root, params) with every model of ``MODELS`` trained by the stage functions."""
-    from pipeline.crop.stage import run_crop
-    from pipeline.labels.stage import run_labels
     from pipeline.params import load_params
-    from pipeline.scrape.stage import run_scrape
-    from pipeline.tag.stage import run_tag
     from pipeline.train.stage import run_train
 
     root = tmp_path_factory.mktemp("play")
     params = load_params(ROOT / "params.yaml", play_overrides(root))
-    run_scrape(params)
-    run_crop(params)
-    run_tag(params)
-    run_labels(params)
+    run_data_stages(params)
     for model in MODELS:
         run_train(params, model)
     return root, params
