@@ -24,6 +24,7 @@ def create_app(params):
     from fastapi import Body, HTTPException, Query
     from fastapi.responses import FileResponse
 
+    from pipeline.core.inputs import read_parquet
     from pipeline.core.layout import INDEX, MANIFEST
     from pipeline.labels.page.faces import FILTERS, face_view, load_predictions, matches
     from pipeline.labels.page.store import LabelValueError, ManualStore, allowed_values
@@ -31,9 +32,7 @@ def create_app(params):
 
     faces_dir = Path(params.paths.faces).resolve()
     index_path = faces_dir / INDEX
-    if not index_path.is_file():
-        raise StageError(f"{index_path} does not exist: crop faces first (python -m pipeline crop)")
-    index = pd.read_parquet(index_path)
+    index = read_parquet(index_path, made_by="crop")  # missing or damaged: names the stage to run, as every stage does
     manifest_path = Path(params.paths.raw) / MANIFEST
     manifest = pd.read_parquet(manifest_path) if manifest_path.is_file() else None
     vocab, lp, ui = params.tag.vocabulary, params.labels, params.label
