@@ -11,6 +11,10 @@ Writes ``gpu_check.json`` and ``gpu_check.md`` under ``--out``; exits 1 when a c
    run's weights, bit for bit (dcgan and dcgan_v3, whose threshold is decided inside the graph).
 3. ``threshold_skip``: a D threshold that always skips leaves D's parameters and Adam state as
    they were initialised (inside the graph on CUDA).
+   Also ``dcgan_augment`` (DiffAugment, drawn from the training generator inside the graph).
+3b. ``graph_rng``: draws from the training generator inside a captured graph: two replays draw
+   different augmentations, the first replay draws what an eager call from the same state draws,
+   and the generator's offset after replays equals the eager one's.
 4. ``resume``: 5 steps, then a fresh process resuming to 10 (mid-epoch), ends on the weights of
    10 uninterrupted steps in a third process (deterministic mode).
 5. ``speed``: DCGAN at batch 128 and 1024: the pytorch/examples reference as it ships (PNG files,
@@ -66,6 +70,7 @@ import train_speed as ts  # noqa: E402
 
 from pipeline.core.datasets import Labels, sketches_of  # noqa: E402
 from pipeline.params import load_params  # noqa: E402
+from pipeline.train.augment import OPS, augment  # noqa: E402
 from pipeline.train.checkpoint import load_state  # noqa: E402
 from pipeline.train.families import FAMILIES  # noqa: E402
 from pipeline.train.fastpath import FastOptions  # noqa: E402
@@ -174,8 +179,9 @@ def check_graph_vs_eager(setup: Setup, tmp: Path) -> dict:
     if (why := no_cuda(setup)) is not None:
         return why
     results = {}
-    for name in ("dcgan", "dcgan_v3"):
-        spec = setup.spec(name, steps=setup.steps + setup.warmup, checkpoint_every=None)
+    for name, base, extra in (("dcgan", "dcgan", {}), ("dcgan_v3", "dcgan_v3", {}),
+                              ("dcgan_augment", "dcgan", {"augment": list(OPS)})):
+        spec = setup.spec(base, steps=setup.steps + setup.warmup, checkpoint_every=None, **extra)
         graph = setup.run(spec, tmp / f"graph_{name}", FastOptions(deterministic=True), resume="never")
         eager = setup.run(spec, tmp / f"eager_{name}", FastOptions(cuda_graph="off", deterministic=True), resume="never")
         a, b = _weights(tmp / f"graph_{name}" / "checkpoint.pt"), _weights(tmp / f"eager_{name}" / "checkpoint.pt")
@@ -183,6 +189,36 @@ def check_graph_vs_eager(setup: Setup, tmp: Path) -> dict:
                          "max_abs_diff": _max_diff(a, b)}
     ok = all(r["equal"] and r["graph"] == "captured" for r in results.values())
     return {"status": "pass" if ok else "fail", "models": results}
+
+
+def check_graph_rng(setup: Setup) -> dict:
+    """DiffAugment's draws inside a CUDA graph, with the generator registered as the trainer does it."""
+    if (why := no_cuda(setup)) is not None:
+        return why
+    dev = setup.dev
+    x = torch.rand(64, 3, setup.size, setup.size, device=dev) * 2 - 1
+    gen = torch.Generator(device=dev).manual_seed(123)
+    ref = torch.Generator(device=dev).manual_seed(123)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up, as GraphedStep does: both generators draw once
+        augment(x, OPS, gen)
+        augment(x, OPS, ref)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    graph.register_generator_state(gen)
+    with torch.cuda.graph(graph):
+        out = augment(x, OPS, gen)
+    graph.replay()
+    first = out.clone()
+    graph.replay()
+    second = out.clone()
+    eager1, eager2 = augment(x, OPS, ref), augment(x, OPS, ref)
+    offsets_equal = bool(torch.equal(gen.get_state(), ref.get_state()))
+    result = {"replays_differ": not torch.equal(first, second), "first_equals_eager": bool(torch.equal(first, eager1)),
+              "second_equals_eager": bool(torch.equal(second, eager2)), "generator_state_equal": offsets_equal}
+    ok = all(result[k] for k in ("replays_differ", "first_equals_eager", "second_equals_eager", "generator_state_equal"))
+    return {"status": "pass" if ok else "fail", **result}
 
 
 def check_threshold_skip(setup: Setup, tmp: Path) -> dict:
@@ -319,6 +355,7 @@ def main() -> int:
         tmp = Path(tmp_dir)
         todo = {"environment": lambda: check_environment(setup), "families": lambda: check_families(setup),
                 "graph_vs_eager": lambda: check_graph_vs_eager(setup, tmp / "graph"),
+                "graph_rng": lambda: check_graph_rng(setup),
                 "threshold_skip": lambda: check_threshold_skip(setup, tmp / "skip"),
                 "resume": lambda: check_resume(setup, tmp / "resume", args),
                 "speed": lambda: check_speed(setup, tmp / "speed", args)}

@@ -12,7 +12,8 @@ to check that those pieces keep threshold skips exact and losses close to the fp
 Exactness: a threshold skip is decided on the device (trainer.update), so it runs inside the graph
 unchanged. Graph replay repeats the recorded kernels, so nothing the graph does may depend on the
 host: the batch indices and z are copied into static buffers before each replay, drawn from the
-same generator as the eager path (the same z, step for step). DRAGAN's penalty draws its
+same generator as the eager path (the same z, step for step). Draws made inside the step (DiffAugment)
+come from the training generator, registered with the graph so that each replay draws anew. DRAGAN's penalty draws its
 perturbation from the training generator inside the step and needs double backward: it runs
 eager. Under DDP the graph stays off (collectives are not captured); the rest stays on.
 
@@ -181,8 +182,10 @@ class GraphedStep:
     is exactly one training step. A capture that fails (an op that syncs with the host, say) logs
     why and leaves every later call eager."""
 
-    def __init__(self, fn: Callable[..., torch.Tensor], before_capture: Callable[[], None], warmup: int = 3):
+    def __init__(self, fn: Callable[..., torch.Tensor], before_capture: Callable[[], None], warmup: int = 3,
+                 generators: tuple[torch.Generator, ...] = ()):
         self.fn, self.before_capture, self.warmup = fn, before_capture, warmup
+        self.generators = generators  # drawn from inside the step: registered with the graph (see capture)
         self.static: list[torch.Tensor | None] | None = None
         self.graph: torch.cuda.CUDAGraph | None = None
         self.out: torch.Tensor | None = None
@@ -216,6 +219,11 @@ class GraphedStep:
         graph = torch.cuda.CUDAGraph()
         try:
             self.before_capture()
+            # A user generator drawn from inside a capture must be registered first, or the capture
+            # fails ("generator not in capture mode"); registered, every replay advances its offset by
+            # the graph's total, so replays draw new numbers and eager steps after them continue alike.
+            for gen in self.generators:
+                graph.register_generator_state(gen)
             # thread_local: an error in this thread does not leave the capture poisoned for later launches
             with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 out = self.fn(*static)

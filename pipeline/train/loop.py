@@ -342,7 +342,7 @@ def _run(images, spec: ModelSpec, out: Path, labels, sketches, seed: int, dev: t
         gan.opt_d.zero_grad(set_to_none=True)
         gan.opt_g.zero_grad(set_to_none=True)
 
-    step_fn = GraphedStep(one_step, zero_grads) if plan.graph else one_step
+    step_fn = GraphedStep(one_step, zero_grads, generators=(gan.gen,)) if plan.graph else one_step
 
     def sample_grid(step: int) -> Path | None:
         """Grid of the sampling G (EMA); the collapse check looks at the live G with batch statistics,
