@@ -60,6 +60,18 @@ class Sketch2ImageNet(NetParams):
     blocks: int = Field(6, ge=0, le=16)
 
 
+class R3GANNet(NetParams):
+    """R3GAN (Huang et al. 2024): the paper's FFHQ-64 preset is width 768, blocks 2, expansion 2, 16
+    channels per group, nz 64 (models/r3gan.py). Defaults here are that preset; params.yaml's entries
+    choose narrower nets that train in reasonable time on one GPU or a CPU."""
+
+    nz: int = Field(64, ge=1)
+    width: int = Field(768, ge=8, description="channels per stage up to 32 px, halved per doubling above")
+    blocks: int = Field(2, ge=1, le=8, description="residual blocks per resolution")
+    expansion: int = Field(2, ge=1, le=8, description="inverted bottleneck: inner width = expansion x width")
+    group_width: int = Field(16, ge=1, description="channels per group of the grouped 3x3 conv")
+
+
 @dataclass(frozen=True)
 class Arch:
     net: type[NetParams]
@@ -74,6 +86,8 @@ ARCHS: dict[str, Arch] = {
     "gan_mlp": Arch(MLPNet, "mlp", family="unconditional"),
     "cgan": Arch(MLPNet, "mlp", family="conditional"),
     "sketch2image": Arch(Sketch2ImageNet, "sketch2image", family="sketch"),
+    "r3gan": Arch(R3GANNet, "r3gan", family="unconditional"),
+    "r3gan_tags": Arch(R3GANNet, "r3gan", family="conditional"),
 }
 CONDITIONED = ("conditional", "acgan")  # families that need train.models.<m>.conditioning
 

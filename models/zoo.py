@@ -12,7 +12,7 @@ from typing import Any
 from models.registry import ARCHS
 
 BUILDERS = {"dcgan": "models.dcgan:build", "acgan": "models.acgan:build", "mlp": "models.mlp:build",
-            "sketch2image": "models.sketch2image:build"}  # Arch.module -> its builder
+            "sketch2image": "models.sketch2image:build", "r3gan": "models.r3gan:build"}  # Arch.module -> its builder
 
 
 def build(arch: str, net: dict[str, Any], image_size: int, channels: int = 3, cond_dim: int = 0):
