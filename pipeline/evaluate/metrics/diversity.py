@@ -11,23 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _pairwise(x: np.ndarray) -> np.ndarray:
-    sq = (x * x).sum(1)
-    d2 = sq[:, None] + sq[None, :] - 2 * x @ x.T
-    return np.sqrt(np.clip(d2, 0, None))
+from pipeline.evaluate.metrics.neighbours import distance_blocks, kth_neighbour_radius
 
 
 def mean_pairwise(x: np.ndarray) -> float:
-    d = _pairwise(x)
     n = len(x)
-    return float(d.sum() / (n * (n - 1)))
+    return float(sum(d.sum() for _, d in distance_blocks(x, x)) / (n * (n - 1)))
 
 
 def nearest_other(x: np.ndarray) -> np.ndarray:
-    d = _pairwise(x)
-    np.fill_diagonal(d, np.inf)
-    return d.min(1)
+    return kth_neighbour_radius(x, 1)
 
 
 def diversity(real: np.ndarray, fake: np.ndarray, quantile: float = 0.01, max_samples: int = 2000,
