@@ -73,18 +73,31 @@ def check_policy(policy: Sequence[str]) -> list[str]:
     return list(policy)
 
 
-def augment(x: torch.Tensor, policy: Sequence[str], gen: torch.Generator, colour_channels: int | None = None) -> torch.Tensor:
+def _apply(op: str, x: torch.Tensor, gen: torch.Generator, colour_channels: int | None) -> torch.Tensor:
+    if op == "color":
+        if colour_channels is None or colour_channels == x.shape[1]:
+            return color(x, gen)
+        keep, pic = x[:, :-colour_channels], x[:, -colour_channels:]
+        return torch.cat([keep, color(pic, gen)], 1)
+    if op == "translation":
+        return translation(x, gen)
+    return cutout(x, gen)
+
+
+def augment(x: torch.Tensor, policy: Sequence[str], gen: torch.Generator, colour_channels: int | None = None,
+            p: torch.Tensor | None = None) -> torch.Tensor:
     """``x`` (N x C x H x W) through the ops of ``policy`` in order. ``colour_channels``: only the
-    last that many channels take colour ops (a sketch stacked before its picture keeps its own)."""
+    last that many channels take colour ops (a sketch stacked before its picture keeps its own).
+
+    ``p`` (a 0-d tensor on ``x``'s device; adaptive augmentation, pipeline/train/ada.py): each op
+    reaches each image with probability p, as in ADA, instead of always (DiffAugment). Every draw
+    is made whatever p is, so the number of draws (and a CUDA graph of the step) does not depend on
+    its value, and p can change between steps without a new capture."""
     for op in policy:
-        if op == "color":
-            if colour_channels is None or colour_channels == x.shape[1]:
-                x = color(x, gen)
-            else:
-                keep, pic = x[:, :-colour_channels], x[:, -colour_channels:]
-                x = torch.cat([keep, color(pic, gen)], 1)
-        elif op == "translation":
-            x = translation(x, gen)
-        elif op == "cutout":
-            x = cutout(x, gen)
+        y = _apply(op, x, gen, colour_channels)
+        if p is None:
+            x = y
+        else:
+            keep = torch.rand(x.shape[0], 1, 1, 1, generator=gen, device=x.device) < p
+            x = torch.where(keep, y, x)
     return x
