@@ -50,6 +50,7 @@ def scrape(params: ScrapeParams, out_dir: str | Path, mode: Mode = "own") -> Scr
         log.warning("scrape: %s becomes %s's; what it holds now (%s) goes once this run's manifest is written",
                     out, plan.claim.describe(), ", ".join(c.describe() for c in plan.before))
     workspace.begin(out)
+    out.mkdir(parents=True, exist_ok=True)
     source = get_source(params.source)
     if source.accumulates:  # keeps what earlier runs stored and resumes: its own loop, same file guarantees
         return source.load()(params, out, result, plan)

@@ -202,9 +202,12 @@ def check_paths(params: ScrapeParams, out: Path) -> None:
         how = "contains"
     else:
         return
+    elsewhere = Path("data/raw")
+    if elsewhere.resolve().is_relative_to(folder) or folder.is_relative_to(elsewhere.resolve()):
+        elsewhere = folder.with_name(f"{folder.name}-raw")
     raise StageError(f"paths.raw {str(out)!r} {how} scrape.folder {params.folder!r} ({folder}): a scrape stores md5-named "
                      "copies and a manifest in paths.raw, so it must not be your own folder. Nothing was touched. "
-                     "Give the scrape a folder of its own, e.g. -S paths.raw=data/raw.")
+                     f"Give the scrape a folder of its own, e.g. -S paths.raw={elsewhere}")
 
 
 def plan(params: ScrapeParams, out_dir: str | Path, mode: Mode = "own") -> Plan:
@@ -217,8 +220,8 @@ def plan(params: ScrapeParams, out_dir: str | Path, mode: Mode = "own") -> Plan:
     claim = claim_of(params)
     if mode == "add" and claim.source != "danbooru":
         raise StageError(f"scrape --add adds a Danbooru search to a folder; scrape.source={claim.source} is a snapshot "
-                         f"(the folder ends up holding exactly its images). Use another paths.raw "
-                         f"(-S paths.raw=...) or scrape --replace.")
+                         f"(its rows in the manifest are exactly its images). Nothing was touched. "
+                         "Use another paths.raw (-S paths.raw=...), or `boorugan scrape --replace`.")
     before = read_state(out).owners
     matched = [c for c in before if c.matches(claim)]
     toy_only = bool(before) and all(c.source == "toy" for c in before)
@@ -234,21 +237,19 @@ def plan(params: ScrapeParams, out_dir: str | Path, mode: Mode = "own") -> Plan:
 
 def refusal(out: Path, claim: Claim, owners: list[Claim]) -> str:
     rows = listing(out)
-    counts = {s: sum(1 for v in rows.values() if v == s) for s in {c.source for c in owners}}
     parts = []
     for source in dict.fromkeys(c.source for c in owners):
         names = " and ".join(c.describe() for c in owners if c.source == source)
-        parts.append(f"{names} ({counts[source]} files in its manifest)" if (out / MANIFEST).is_file()
-                     else f"{names} (no manifest yet: a run was cut short)")
-    held = "; ".join(parts)
-    journal = f" and {DANBOORU_JOURNAL}" if (out / DANBOORU_JOURNAL).is_file() else ""
-    ways = [f"scrape into a folder of its own: -S paths.raw={out}-{claim.source}",
-            f"or make {out} this run's: boorugan scrape --replace with the same -S flags (what {MANIFEST}{journal} "
-            "list now goes once this run has written its manifest; files no manifest lists stay)"]
+        n = sum(1 for v in rows.values() if v == source)
+        parts.append(f"{names} ({n} files in its manifest)" if rows else f"{names} (no manifest yet: a run was cut short)")
+    journal = f", and {DANBOORU_JOURNAL}," if (out / DANBOORU_JOURNAL).is_file() else ""
+    ways = [f"scrape into a folder of its own (-S paths.raw={out}-{claim.source})",
+            f"make {out} this run's with `boorugan scrape --replace` and the same -S flags (the files its manifest lists"
+            f"{journal} go once this run has written its manifest; files no manifest lists stay)"]
     if claim.source == "danbooru" and all(c.source in ("danbooru", "folder") for c in owners):
-        ways.insert(1, "or add this search to it: boorugan scrape --add (one manifest for both, each file stored once)")
-    return (f"paths.raw {out} holds {held}; this run is {claim.describe()}. Nothing was touched. To keep both, "
-            + ", ".join(ways) + ".")
+        ways.insert(1, "add this search to it with `boorugan scrape --add` (one manifest for both, each file stored once)")
+    return (f"paths.raw {out} holds {'; '.join(parts)}; this run is {claim.describe()}. Nothing was touched. Either "
+            + ", ".join(ways[:-1]) + ", or " + ways[-1] + ".")
 
 
 # -- the run: start, commit, recover --------------------------------------------------------------
@@ -318,10 +319,14 @@ def _finish(out: Path, intent: dict) -> None:
     gone = _remove_unlisted(out, [*intent["remove"], *intent["added"]])
     if gone:
         log.info("scrape: removed %d files that left the manifest of %s", gone, out)
-    if intent.get("compact"):
+    if intent.get("compact"):  # the replaced searches' records go with their files
         from pipeline.scrape.sources.danbooru_owned import compact_journal
 
-        compact_journal(out / DANBOORU_JOURNAL, {c.search for c in owners if c.source == "danbooru"})
+        searches = {c.search for c in owners if c.source == "danbooru"}
+        if searches:
+            compact_journal(out / DANBOORU_JOURNAL, searches)
+        else:
+            (out / DANBOORU_JOURNAL).unlink(missing_ok=True)
     write_record(out, owners)
     drop_staged(out)
 
