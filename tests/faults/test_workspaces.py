@@ -144,18 +144,19 @@ def _new_files(raw: Path, base: set[str]) -> int:
     return sum(1 for p in raw.rglob("*") if p.is_file() and p.name.endswith(".png") and str(p.relative_to(raw)) not in base)
 
 
-def _kill_and_rerun(name: str, world: Path, flags: list[str], kills: int, new: int) -> Path:
+def _kill_and_rerun(name: str, world: Path, flags: list[str], kills: int, new: int, keep: set[str]) -> Path:
     """``kills`` seeded kill -9 of ``scrape flags`` in a copy of ``world``, then the rerun: the same
-    bytes as an uninterrupted run in another copy, and the previous output whole after every kill.
-    ``new``: how many new files the run writes (a kill point is the k-th of them)."""
+    bytes as an uninterrupted run in another copy, the previous output whole after every kill, and
+    the files named in ``keep`` (not this run's) untouched throughout. ``new``: how many new files
+    the run writes (a kill point is the k-th of them)."""
     ref, hit = world.parent / "ref", world.parent / "hit"
     shutil.copytree(world, ref)
     shutil.copytree(world, hit)
     run(cli("scrape", overrides=[*flags, f"paths.raw={ref}"]))
     want = tree(ref)
     base = set(tree(world))
-    user = {n: b for n, b in tree(world).items() if not n.startswith(".") and n not in (MANIFEST, WORKSPACE, DANBOORU_JOURNAL)
-            and n in want}
+    user = {n: b for n, b in tree(world).items() if n in keep}
+    assert len(user) == len(keep)
     r = rng(name)
     for i in range(kills):
         k = r.randint(1, new)
@@ -173,6 +174,7 @@ def _kill_and_rerun(name: str, world: Path, flags: list[str], kills: int, new: i
         assert {n: b for n, b in tree(hit).items() if n in user} == user
     run(cli("scrape", overrides=[*flags, f"paths.raw={hit}"]))
     assert tree(hit) == want
+    assert {n: b for n, b in want.items() if n in user} == user
     assert not stray_tmp(hit) and not (hit / INCOMING).exists()
     return hit
 
@@ -180,14 +182,14 @@ def _kill_and_rerun(name: str, world: Path, flags: list[str], kills: int, new: i
 def test_a_killed_toy_scrape_reruns_to_the_uninterrupted_result(tmp_path):
     world = _toy_world(tmp_path / "world")
     _kill_and_rerun("toy-1", world, ["scrape.source=toy", "scrape.toy.count=120", "scrape.toy.size=32"], kills=1,
-                    new=120)
+                    new=120, keep={"notes.txt", "liked.png"})
 
 
 @pytest.mark.soak
 def test_many_killed_toy_scrapes_rerun_to_the_uninterrupted_result(tmp_path):
     world = _toy_world(tmp_path / "world")
     _kill_and_rerun("toy-soak", world, ["scrape.source=toy", "scrape.toy.count=400", "scrape.toy.size=32"], kills=12,
-                    new=400)
+                    new=400, keep={"notes.txt", "liked.png"})
 
 
 def _shared_world(root: Path, server: DanbooruServer) -> tuple[Path, Path]:
@@ -208,7 +210,8 @@ def test_a_killed_folder_rerun_keeps_the_danbooru_search_beside_it(tmp_path):
     with DanbooruServer(make_posts(10)) as server:
         mine, world = _shared_world(tmp_path / "world", server)
         posts = set(manifest(world).query("source == 'danbooru'")["path"])
-        hit = _kill_and_rerun("shared-1", world, ["scrape.source=folder", f"scrape.folder={mine}"], kills=1, new=20)
+        hit = _kill_and_rerun("shared-1", world, ["scrape.source=folder", f"scrape.folder={mine}"], kills=1, new=20,
+                              keep={*posts, DANBOORU_JOURNAL})
     m = consistent(hit)
     assert set(m.query("source == 'danbooru'")["path"]) == posts and len(m.query("source == 'folder'")) == 45
     assert (hit / DANBOORU_JOURNAL).read_bytes() == (world / DANBOORU_JOURNAL).read_bytes()
@@ -218,7 +221,9 @@ def test_a_killed_folder_rerun_keeps_the_danbooru_search_beside_it(tmp_path):
 def test_many_killed_folder_reruns_keep_the_danbooru_search_beside_them(tmp_path):
     with DanbooruServer(make_posts(10)) as server:
         mine, world = _shared_world(tmp_path / "world", server)
-        _kill_and_rerun("shared-soak", world, ["scrape.source=folder", f"scrape.folder={mine}"], kills=9, new=20)
+        posts = set(manifest(world).query("source == 'danbooru'")["path"])
+        _kill_and_rerun("shared-soak", world, ["scrape.source=folder", f"scrape.folder={mine}"], kills=9, new=20,
+                        keep={*posts, DANBOORU_JOURNAL})
 
 
 # (e) make demo has a workspace of its own ---------------------------------------------------------
@@ -248,3 +253,33 @@ def test_make_demo_writes_only_under_demo(tmp_path):
 
     runs = mlflow.search_runs(experiment_names=[params.tracking.experiment], output_format="list")
     assert {r.data.tags.get("stage") for r in runs} >= {"scrape", "crop"}
+
+
+@pytest.mark.soak
+@pytest.mark.parametrize("point", ["intent", "manifest"])
+def test_a_kill_inside_the_commit_is_undone_or_finished_at_the_next_start(tmp_path, point):
+    """Killed after the record notes the commit (files moving in: undone) or after the new manifest
+    is in place (old files going: finished); many old files make the window wide enough to hit."""
+    import os
+
+    from pipeline.scrape.stage import scrape
+
+    world = tmp_path / "world" / "raw"
+    scrape(load_params(ROOT / "params.yaml", ["scrape.source=toy", "scrape.toy.count=1500", "scrape.toy.seed=5",
+                                              "scrape.toy.size=32"]).scrape, world)
+    (world / "notes.txt").write_text("mine\n")
+    flags = ["scrape.source=toy", "scrape.toy.count=300", "scrape.toy.size=32"]
+    ref, hit = tmp_path / "ref", tmp_path / "hit"
+    shutil.copytree(world, ref)
+    shutil.copytree(world, hit)
+    run(cli("scrape", overrides=[*flags, f"paths.raw={ref}"]))
+    stamp = os.stat(hit / MANIFEST).st_mtime_ns
+    when = {"intent": lambda: "intent" in (hit / WORKSPACE).read_text(),
+            "manifest": lambda: os.stat(hit / MANIFEST).st_mtime_ns != stamp}[point]
+    k9 = kill_when(cli("scrape", overrides=[*flags, f"paths.raw={hit}"]), when, poll=0.0005)
+    if k9.finished:
+        pytest.skip(f"the run ended before the kill point ({point}) was seen")
+    m = consistent(hit)
+    assert len(m) == (300 if point == "manifest" else 1500) and (hit / "notes.txt").read_text() == "mine\n"
+    run(cli("scrape", overrides=[*flags, f"paths.raw={hit}"]))
+    assert tree(hit) == tree(ref) and not stray_tmp(hit)
