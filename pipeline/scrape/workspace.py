@@ -287,16 +287,17 @@ def drop_staged(out: Path) -> None:
     shutil.rmtree(out / INCOMING, ignore_errors=True)
 
 
-def commit(out: Path, manifest, plan: Plan, staged: list[str] = ()) -> None:
+def commit(out: Path, manifest, plan: Plan, staged: list[str] = (), compact: bool = False) -> None:
     """Make ``manifest`` (a DataFrame) the folder's, with ``plan.after`` its owners: files staged
-    move in, files the manifest in place listed and the new one does not are removed."""
+    move in, files the manifest in place listed and the new one does not are removed, and (replacing,
+    or ``compact``) the journal keeps only the owners' records."""
     from pipeline.core.atomic import write_parquet
 
     old = listing(out)
     new = dict(zip(manifest["path"].astype(str), manifest["source"].astype(str)))
     intent = {"owners": [c.to_json() for c in plan.after], "remove": sorted(set(old) - set(new)),
               "added": sorted(staged), "listing": listing_digest(new),
-              "compact": plan.replacing and (out / DANBOORU_JOURNAL).is_file()}
+              "compact": (plan.replacing or compact) and (out / DANBOORU_JOURNAL).is_file()}
     write_record(out, plan.before, intent)
     for name in staged:
         os.replace(out / INCOMING / name, out / name)

@@ -181,8 +181,8 @@ def _kill_and_rerun(name: str, world: Path, flags: list[str], kills: int, new: i
 
 def test_a_killed_toy_scrape_reruns_to_the_uninterrupted_result(tmp_path):
     world = _toy_world(tmp_path / "world")
-    _kill_and_rerun("toy-1", world, ["scrape.source=toy", "scrape.toy.count=120", "scrape.toy.size=32"], kills=1,
-                    new=120, keep={"notes.txt", "liked.png"})
+    _kill_and_rerun("toy-1", world, ["scrape.source=toy", "scrape.toy.count=80", "scrape.toy.size=32"], kills=1,
+                    new=80, keep={"notes.txt", "liked.png"})
 
 
 @pytest.mark.soak
@@ -226,6 +226,41 @@ def test_many_killed_folder_reruns_keep_the_danbooru_search_beside_them(tmp_path
                         keep={*posts, DANBOORU_JOURNAL})
 
 
+def test_a_killed_add_leaves_the_folder_to_its_owner_and_a_later_add_whole(tmp_path):
+    """kill -9 of ``scrape --add`` mid-file: the folder stays the first search's; that search's next
+    run drops the cut-short search's files and its records together, so adding it again later
+    fetches them again instead of listing files that are gone."""
+    from pipeline.core.journal import read_journal
+    from pipeline.scrape.stage import scrape
+
+    posts = make_posts(20)
+    raw = tmp_path / "raw"
+    smile = {p["id"] for p in posts if "smile" in p["tag_string"].split()}
+    hat = {p["id"] for p in posts if "hat" in p["tag_string"].split()}
+    extra = ["scrape.danbooru.download_concurrency=1", "scrape.danbooru.mode=backfill"]
+    with DanbooruServer(posts) as server:
+        scrape(load_params(ROOT / "params.yaml", danbooru(server, raw, *extra, "scrape.danbooru.tags=hat")).scrape, raw)
+        owned = tree(raw)
+        server.file_bytes_per_s = 2000
+        n = rng("killed-add").randint(1, len(smile - hat) - 1)
+
+        def smile_posts() -> int:
+            return sum(1 for r in read_journal(raw / DANBOORU_JOURNAL) if r.get("t") == "post" and "|smile|" in r["q"])
+
+        k9 = kill_when(cli("scrape", "--add", overrides=danbooru(server, raw, *extra, "scrape.danbooru.tags=smile")),
+                       lambda: smile_posts() >= n)
+        assert not k9.finished and "Traceback" not in k9.stderr
+        assert {k: v for k, v in tree(raw).items() if k != DANBOORU_JOURNAL and k in owned} == {
+            k: v for k, v in owned.items() if k != DANBOORU_JOURNAL}  # the first search's files and manifest
+        server.file_bytes_per_s = None
+        scrape(load_params(ROOT / "params.yaml", danbooru(server, raw, *extra, "scrape.danbooru.tags=hat")).scrape, raw)
+        assert set(consistent(raw)["id"].astype(int)) == hat and smile_posts() == 0
+        scrape(load_params(ROOT / "params.yaml", danbooru(server, raw, *extra, "scrape.danbooru.tags=smile")).scrape, raw,
+               mode="add")
+    m = consistent(raw)
+    assert set(m["id"].astype(int)) == hat | smile and m["md5"].is_unique
+
+
 # (e) make demo has a workspace of its own ---------------------------------------------------------
 
 def test_make_demo_writes_only_under_demo(tmp_path):
@@ -243,7 +278,7 @@ def test_make_demo_writes_only_under_demo(tmp_path):
         (repo / d).mkdir()
         (repo / d / "mine.txt").write_text(d)
     before = tree(repo)
-    cheap = ["-S", "scrape.toy.count=256"]  # the demo's paths and sources; fewer faces
+    cheap = ["-S", "scrape.toy.count=128"]  # the demo's paths and sources; fewer faces
     for stage in ("scrape", "crop"):
         run([*cli(stage), *flags, *cheap], cwd=repo)
     after = tree(repo)

@@ -100,14 +100,16 @@ class DanbooruScrape:
     def __init__(self, params: ScrapeParams, out: Path, result, searches: set[str] | None = None,
                  kept_sources: set[str] = frozenset({"danbooru", "folder"})):
         from pipeline.core.journal import read_journal
-        from pipeline.scrape.sources.danbooru_owned import owned_records
+        from pipeline.scrape.sources.danbooru_owned import owned_records, searches_in
 
         self.params, self.cfg, self.out, self.result = params, params.danbooru, out, result
         self.auth = api.credentials()
         api.check_search(self.cfg, logged_in=self.auth is not None)
         self.query = api.query_key(self.cfg)
         self.records = read_journal(out / JOURNAL)
+        self.foreign = False  # records of searches that do not own the folder (a killed --add or --replace)
         if searches is not None:
+            self.foreign = not set(searches_in(self.records)) <= searches
             self.records = owned_records(self.records, searches)
         self.rows: dict[int, dict] = {}               # kept posts by id, every search
         self.state = QueryState()
@@ -485,7 +487,8 @@ def scrape_danbooru(params: ScrapeParams, out_dir: str | Path, result, plan) -> 
     if rows:
         df = pd.DataFrame(rows)
         df["id"] = df["id"].astype(str)
-        workspace.commit(out, df, plan)
+        # the files of records this run did not read go below, so the records go too
+        workspace.commit(out, df, plan, compact=run.foreign)
         listed = set(df["path"])
         for p in out.iterdir():  # a file no record names (killed mid-run on a skipped post): remove
             if p.is_file() and _MD5_NAME.match(p.name) and p.name not in listed:
