@@ -152,13 +152,16 @@ def read_state(out: Path) -> State:
         record = json.loads(path.read_text())
         owners = [Claim.from_json(d) for d in record["owners"]]
         intent = record.get("intent")
-    except (ValueError, KeyError, TypeError) as e:
+        if intent:
+            after = [Claim.from_json(d) for d in intent["owners"]]
+            want, _, _ = intent["listing"], intent["remove"], intent["added"]
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         log.warning("%s is damaged (%s); its owners are read from the manifest and the journal instead", path, e)
         return State(infer_owners(out))
     if not intent:
         return State(owners)
-    done = listing_digest(listing(out)) == intent["listing"]
-    return State([Claim.from_json(d) for d in intent["owners"]] if done else owners, intent, done)
+    done = listing_digest(listing(out)) == want
+    return State(after if done else owners, intent, done)
 
 
 def write_record(out: Path, owners: list[Claim], intent: dict | None = None) -> None:
