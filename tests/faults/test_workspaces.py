@@ -73,9 +73,11 @@ def danbooru(server: DanbooruServer, raw: Path, *extra: str) -> list[str]:
 # (a) make demo after make run ------------------------------------------------------------------
 
 def test_the_demo_scrape_into_a_danbooru_scrape_is_refused_and_replace_replaces(tmp_path):
+    from pipeline.scrape.stage import scrape
+
     raw = tmp_path / "data" / "raw"
-    with DanbooruServer(make_posts(12)) as server:
-        run(cli("scrape", overrides=danbooru(server, raw)))
+    with DanbooruServer(make_posts(12)) as server:  # the user's scrape (in this process: it is not the fault)
+        scrape(load_params(ROOT / "params.yaml", danbooru(server, raw)).scrape, raw)
     before = tree(raw)
     assert DANBOORU_JOURNAL in before and sum(n.endswith(".png") for n in before) == 12
     demo = [*demo_flags(), "-S", f"paths.raw={raw}"]  # the demo's toy scrape, aimed at the user's scrape
@@ -114,7 +116,9 @@ def test_a_folder_rerun_keeps_a_file_the_user_put_in_paths_raw(tmp_path):
     pics = pictures(mine, 4)
     raw = tmp_path / "raw"
     flags = ["scrape.source=folder", f"scrape.folder={mine}", f"paths.raw={raw}"]
-    run(cli("scrape", overrides=flags))
+    from pipeline.scrape.stage import scrape
+
+    scrape(load_params(ROOT / "params.yaml", flags).scrape, raw)  # the first import; the rerun below is the CLI
     gone = manifest(raw).set_index("origin").loc[str(pics[0]), "path"]
     (raw / "notes.txt").write_text("which pictures I liked\n")
     (raw / "keep.png").write_bytes(pics[1].read_bytes())
@@ -149,10 +153,12 @@ def _kill_and_rerun(name: str, world: Path, flags: list[str], kills: int, new: i
     bytes as an uninterrupted run in another copy, the previous output whole after every kill, and
     the files named in ``keep`` (not this run's) untouched throughout. ``new``: how many new files
     the run writes (a kill point is the k-th of them)."""
+    from pipeline.scrape.stage import scrape
+
     ref, hit = world.parent / "ref", world.parent / "hit"
     shutil.copytree(world, ref)
     shutil.copytree(world, hit)
-    run(cli("scrape", overrides=[*flags, f"paths.raw={ref}"]))
+    scrape(load_params(ROOT / "params.yaml", flags).scrape, ref)  # the uninterrupted run, the stage function itself
     want = tree(ref)
     base = set(tree(world))
     user = {n: b for n, b in tree(world).items() if n in keep}
