@@ -5,7 +5,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 # DVC stage commands run the first `python` on PATH: make it the venv's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install run demo test ui flow clean
+.PHONY: install run demo demo-play test ui flow clean
 
 install: $(VENV)/.installed
 
@@ -18,9 +18,15 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 run: install
 	BOORUGAN_PIPELINE_RUN=$${BOORUGAN_PIPELINE_RUN:-make-$$(date +%Y%m%dT%H%M%S)} $(BIN)/dvc repro
 
+# The demo's own workspace: every output under demo/ (its own labels file too) and its own MLflow
+# experiment, so it never touches data/, runs/, metrics/, reports/ or labels/ of `make run`.
+DEMO_WORKSPACE := -S paths.raw=demo/data/raw -S paths.faces=demo/data/faces -S paths.tags=demo/data/tags.parquet \
+        -S paths.labels=demo/data/labels.parquet -S paths.labels_vocab=demo/data/labels_vocab.json \
+        -S paths.label_conflicts=demo/data/label_conflicts.csv -S paths.runs=demo/runs -S paths.metrics=demo/metrics \
+        -S paths.reports=demo/reports -S labels.manual=demo/labels/manual.csv -S tracking.experiment=boorugan-demo
 # The demo: 2,048 toy faces at 32 px, one unconditional and one conditional DCGAN trained long enough
 # to draw faces and obey the hair colour on 2 CPU cores in a few minutes (README: "The demo").
-DEMO := -S scrape.source=toy -S crop.detector=none -S scrape.toy.count=2048 -S scrape.toy.size=32 -S crop.size=32 \
+DEMO := $(DEMO_WORKSPACE) -S scrape.source=toy -S crop.detector=none -S scrape.toy.count=2048 -S scrape.toy.size=32 -S crop.size=32 \
         -S train.enabled=[dcgan,dcgan_tags] -S train.device=cpu \
         -S train.models.dcgan.steps=800 -S train.models.dcgan.log_every=50 \
         -S train.models.dcgan.net.nz=32 -S train.models.dcgan.net.ngf=32 -S train.models.dcgan.net.ndf=32 \
@@ -28,9 +34,13 @@ DEMO := -S scrape.source=toy -S crop.detector=none -S scrape.toy.count=2048 -S s
         -S train.models.dcgan_tags.net.nz=32 -S train.models.dcgan_tags.net.ngf=32 -S train.models.dcgan_tags.net.ndf=32 \
         -S evaluate.feature_net.epochs=2 -S evaluate.feature_net.max_images=2048
 
-## demo: the same stages offline on toy faces: two models that visibly learn, evaluated and reported (one Prefect flow run)
+## demo: the same stages offline on toy faces: two models that visibly learn, evaluated and reported (one Prefect flow run), all in demo/
 demo: install
 	$(BIN)/python -m pipeline flow $(DEMO)
+
+## demo-play: the play page over the demo's models (demo/runs)
+demo-play: install
+	$(BIN)/python -m pipeline play $(DEMO)
 
 ## test: lint, then the whole test suite (offline, CPU)
 test: install
@@ -46,4 +56,4 @@ flow: install
 	$(BIN)/python -m pipeline flow
 
 clean:
-	rm -rf data runs metrics reports mlruns mlflow.db dvc.lock
+	rm -rf data runs metrics reports demo mlruns mlflow.db dvc.lock

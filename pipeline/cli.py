@@ -40,7 +40,18 @@ def run(stage: str, params, model: str | None = None):
 
 
 def _scrape(args, params) -> None:
-    print(f"scrape: {run('scrape', params).summary()}")
+    from pipeline.scrape.stage import run_scrape
+
+    print(f"scrape: {run_scrape(params, mode=args.mode).summary()}")
+
+
+def _scrape_args(p: argparse.ArgumentParser) -> None:
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--replace", dest="mode", action="store_const", const="replace", default="own",
+                     help="make paths.raw this search's even though it holds another source's or search's images: "
+                          "what its manifest lists goes once this run has written its manifest (files no manifest lists stay)")
+    how.add_argument("--add", dest="mode", action="store_const", const="add",
+                     help="add this Danbooru search to a paths.raw that holds another search or a folder import")
 
 
 def _crop(args, params) -> None:
@@ -189,7 +200,7 @@ COMMANDS: dict[str, tuple[str, Callable, bool]] = {
 }
 
 EXTRA_ARGS: dict[str, Callable[[argparse.ArgumentParser], None]] = {"sample": _sample_args, "serve": _serve_args,
-                                                                   "compare": _compare_args}
+                                                                   "compare": _compare_args, "scrape": _scrape_args}
 
 
 def build_parser() -> argparse.ArgumentParser:

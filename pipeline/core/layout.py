@@ -12,6 +12,9 @@ from pathlib import Path
 MANIFEST = "manifest.parquet"        # one row per kept image: id, md5, ext, size, origin, post metadata
 FOLDER_LABEL = "label:"              # manifest columns label:<attribute> (or label:tags): a labelled folder's raw values
 FOLDER_LABEL_ORIGIN = "label_origin"  # where those values were read (a folder, or a CSV and its line)
+WORKSPACE = "workspace.json"         # which scrapes own the folder (source + search) and a commit a kill cut short
+INCOMING = ".incoming"               # a toy/folder run's new files until its manifest names them
+DANBOORU_JOURNAL = "danbooru.jsonl"  # the Danbooru source's append-only record of every decision
 # crop -> paths.faces
 INDEX = "index.parquet"              # one row per face: face_id, source_id, md5, box, score, path, ...
 SOURCES = "sources.parquet"          # one row per raw image: outcome, face count, crop config digest
@@ -28,6 +31,10 @@ STATUS_SUFFIX = ".status.json"       # why metrics are missing ({"unavailable": 
 
 def manifest_path(raw_dir: str | Path) -> Path:
     return Path(raw_dir) / MANIFEST
+
+
+def workspace_path(raw_dir: str | Path) -> Path:
+    return Path(raw_dir) / WORKSPACE
 
 
 def index_path(faces_dir: str | Path) -> Path:

@@ -4,8 +4,10 @@ Whatever the source, every file is checked to decode (with a decompression-bomb 
 its content md5 (so the same picture from two places is stored once, and nothing from outside
 reaches a path), written atomically, and listed in ``manifest.parquet``.
 
-``toy`` and ``folder`` are snapshots (the folder ends up holding exactly their images);
+``toy`` and ``folder`` are snapshots (their rows in the manifest are exactly their images);
 ``danbooru`` accumulates and resumes (pipeline/scrape/sources/danbooru.py, its own loop and journal).
+Either way the folder belongs to the scrapes its record names (pipeline/scrape/workspace.py): another
+source or search is refused before any work, and a run removes only files a manifest listed.
 """
 
 from __future__ import annotations
@@ -19,26 +21,62 @@ from pipeline.core.layout import MANIFEST
 from pipeline.params import ScrapeParams
 from pipeline.scrape.probe import probe_image
 from pipeline.scrape.result import ScrapeResult
+from pipeline.scrape.workspace import Mode
 
 log = logging.getLogger(__name__)
 
 
-def scrape(params: ScrapeParams, out_dir: str | Path) -> ScrapeResult:
-    import pandas as pd
-    from tqdm import tqdm
+def preflight(params: ScrapeParams, out_dir: str | Path, mode: Mode = "own"):
+    """Every refusal that needs no work: the source's own checks of its params, then the folder's
+    owners. Returns the workspace plan."""
+    from pipeline.scrape import workspace
+    from pipeline.scrape.sources.registry import get_source
 
-    from pipeline.core.atomic import write_bytes, write_parquet
-    from pipeline.scrape.sources.base import Skip
+    get_source(params.source).check(params)
+    return workspace.plan(params, out_dir, mode)
+
+
+def scrape(params: ScrapeParams, out_dir: str | Path, mode: Mode = "own") -> ScrapeResult:
+    """``mode``: ``own`` (the folder is empty or already this search's), ``replace`` (it becomes
+    this search's; what its manifest listed goes once this run's manifest is written) or ``add``
+    (a Danbooru search joins the searches it holds)."""
+    from pipeline.scrape import workspace
     from pipeline.scrape.sources.registry import get_source
 
     result = ScrapeResult()
+    out = Path(out_dir)
+    plan = preflight(params, out, mode)
+    if plan.replacing:
+        log.warning("scrape: %s becomes %s's; what it holds now (%s) goes once this run's manifest is written",
+                    out, plan.claim.describe(), ", ".join(c.describe() for c in plan.before))
+    workspace.begin(out)
+    out.mkdir(parents=True, exist_ok=True)
     source = get_source(params.source)
     if source.accumulates:  # keeps what earlier runs stored and resumes: its own loop, same file guarantees
-        return source.load()(params, out_dir, result)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+        return source.load()(params, out, result, plan)
+    try:
+        return _snapshot(params, out, result, plan, source)
+    except BaseException:
+        workspace.drop_staged(out)  # a kill leaves them to the next start
+        raise
+
+
+def _snapshot(params: ScrapeParams, out: Path, result: ScrapeResult, plan, source) -> ScrapeResult:
+    """Files go to a staging folder, then the manifest and the files move in as one commit; other
+    owners' rows (a Danbooru search added to a folder import) stay."""
+    import pandas as pd
+    from tqdm import tqdm
+
+    from pipeline.scrape import workspace
+    from pipeline.scrape.sources.base import Skip
+
+    old = workspace.read_manifest(out)
+    kept_sources = plan.kept_sources() - {params.source}
+    others = [] if old is None else old[old["source"].isin(kept_sources)].to_dict("records")
+    others = [r for r in others if (out / str(r["path"])).is_file()]
     rows: list[dict] = []
-    seen: set[str] = set()
+    staged: list[str] = []
+    seen: set[str] = {r["md5"] for r in others}
     for item in tqdm(source.load()(params), desc=f"scrape ({params.source})", unit="img"):
         if isinstance(item, Skip):
             result.skipped[item.reason] += 1
@@ -54,27 +92,27 @@ def scrape(params: ScrapeParams, out_dir: str | Path) -> ScrapeResult:
             continue
         seen.add(md5)
         name = f"{md5}.{item.ext}"
-        if not (out / name).exists():
-            write_bytes(out / name, item.data)
+        if workspace.stage_file(out, name, item.data):
+            staged.append(name)
         rows.append({"id": md5, "md5": md5, "ext": item.ext, "width": probed[0], "height": probed[1],
                      "source": params.source, "origin": item.origin, "path": name, **item.meta})
     if not rows:
         raise StageError(f"scrape found no usable image (source {params.source!r}; skipped: {dict(result.skipped)})")
-    write_parquet(out / MANIFEST, pd.DataFrame(rows))
-    keep = {r["path"] for r in rows} | {MANIFEST}
-    for stale in out.iterdir():  # a snapshot source: the folder holds exactly what the manifest lists
-        if stale.is_file() and stale.name not in keep:
-            stale.unlink()
-    result.kept, result.manifest = len(rows), out / MANIFEST
+    manifest = pd.DataFrame(rows + others)
+    manifest["id"] = manifest["id"].astype(str)
+    workspace.commit(out, manifest, plan, staged)
+    result.kept, result.manifest = len(rows) + len(others), out / MANIFEST
     return result
 
 
-def run_scrape(params) -> ScrapeResult:
-    """The stage as the CLI, DVC and Prefect run it: scrape, then record the counts in MLflow."""
+def run_scrape(params, mode: Mode = "own") -> ScrapeResult:
+    """The stage as the CLI, DVC and Prefect run it: scrape, then record the counts in MLflow. A
+    refused run is refused before its MLflow run starts."""
     from pipeline.core.tracking import stage_run
 
+    preflight(params.scrape, params.paths.raw, mode)
     with stage_run("scrape", params, params.scrape.model_dump()) as mlflow:
-        result = scrape(params.scrape, params.paths.raw)
+        result = scrape(params.scrape, params.paths.raw, mode)
         if mlflow:
             mlflow.log_metrics({k: float(v) for k, v in result.summary().items()})
     return result

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from pipeline.core.errors import StageError
-from pipeline.core.layout import MANIFEST
+from pipeline.core.layout import MANIFEST, WORKSPACE
 from pipeline.params import ParamsError, load_params
 from pipeline.scrape.sources.danbooru import JOURNAL
 from pipeline.scrape.stage import scrape
@@ -39,7 +39,7 @@ def assert_consistent(out: Path) -> pd.DataFrame:
     assert m["id"].is_unique and m["md5"].is_unique
     for row in m.itertuples():
         assert hashlib.md5((out / row.path).read_bytes()).hexdigest() == row.md5 and row.path == f"{row.md5}.{row.ext}"
-    assert sorted(p.name for p in out.iterdir()) == sorted([*m["path"], MANIFEST, JOURNAL])
+    assert sorted(p.name for p in out.iterdir()) == sorted([*m["path"], MANIFEST, JOURNAL, WORKSPACE])
     return m
 
 
@@ -122,7 +122,7 @@ def test_a_second_search_reuses_held_files(tmp_path):
     with DanbooruServer(posts) as server:
         first = scrape(sparams(server, "scrape.danbooru.tags=hat"), out)
         n_files = len(server.file_requests)
-        second = scrape(sparams(server, "scrape.danbooru.tags=smile"), out)
+        second = scrape(sparams(server, "scrape.danbooru.tags=smile"), out, mode="add")
         refetched = server.file_requests[n_files:]
     hat = {p["id"] for p in posts if "hat" in p["tag_string"].split()}
     smile = {p["id"] for p in posts if "smile" in p["tag_string"].split()}
@@ -141,7 +141,7 @@ def test_other_sources_rows_stay_and_their_files_are_not_fetched_again(tmp_path)
         (src / "mine.png").write_bytes(requests_get(server.file_url(posts[0])))
         scrape(load_params(ROOT / "params.yaml", ["scrape.source=folder", f"scrape.folder={src}"]).scrape, out)
         n = len(server.requests)
-        result = scrape(sparams(server), out)
+        result = scrape(sparams(server), out, mode="add")
         assert len(server.file_requests) == 1 + 3 and len(server.requests) == n + 2 + 3  # the held file is not fetched
     m = assert_consistent(out)
     assert result.skipped["duplicate_md5"] == 1 and sorted(m["source"]) == ["danbooru"] * 3 + ["folder"]

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pipeline.core.layout import MANIFEST
+from pipeline.core.layout import MANIFEST, WORKSPACE
 from pipeline.params import ScrapeParams
 from pipeline.scrape.stage import scrape
 
@@ -48,7 +48,7 @@ def test_folder_import(folder, tmp_path):
         assert hashlib.md5(data).hexdigest() == row.md5 and row.path == f"{row.md5}.{row.ext}"
     gif = manifest[manifest.ext == "gif"].iloc[0]
     assert (gif.width, gif.height) == (20, 20) and gif.origin.endswith("anim.gif")
-    assert sorted(p.name for p in out.iterdir()) == sorted([*manifest["path"], MANIFEST])
+    assert sorted(p.name for p in out.iterdir()) == sorted([*manifest["path"], MANIFEST, WORKSPACE])
 
 
 def test_folder_reimport_mirrors_the_folder(folder, tmp_path):

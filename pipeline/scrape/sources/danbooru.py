@@ -29,12 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.errors import StageError
+from pipeline.core.layout import DANBOORU_JOURNAL
 from pipeline.params import ScrapeParams
 from pipeline.scrape.sources import danbooru_api as api
 from pipeline.scrape.sources import danbooru_skips as skips
 
 log = logging.getLogger(__name__)
-JOURNAL = "danbooru.jsonl"
+JOURNAL = DANBOORU_JOURNAL
 _MD5_NAME = re.compile(r"^[0-9a-f]{32}\.[a-z0-9]{2,5}$")
 _ID_BATCH = 100  # posts re-fetched per request (id:a,b,c is a free metatag), asked with limit=len(batch)
 
@@ -93,21 +94,29 @@ class Outcome:
 
 
 class DanbooruScrape:
-    """One run of the Danbooru source into ``out``; ``run()`` returns the counts."""
+    """One run of the Danbooru source into ``out``; ``run()`` returns the counts. Only the records
+    of ``searches`` (the folder's Danbooru owners) are read; None: every record."""
 
-    def __init__(self, params: ScrapeParams, out: Path, result):
+    def __init__(self, params: ScrapeParams, out: Path, result, searches: set[str] | None = None,
+                 kept_sources: set[str] = frozenset({"danbooru", "folder"})):
         from pipeline.core.journal import read_journal
+        from pipeline.scrape.sources.danbooru_owned import owned_records, searches_in
 
         self.params, self.cfg, self.out, self.result = params, params.danbooru, out, result
         self.auth = api.credentials()
         api.check_search(self.cfg, logged_in=self.auth is not None)
         self.query = api.query_key(self.cfg)
         self.records = read_journal(out / JOURNAL)
+        self.foreign = False  # records of searches that do not own the folder (a killed --add or --replace)
+        if searches is not None:
+            self.foreign = not set(searches_in(self.records)) <= searches
+            self.records = owned_records(self.records, searches)
         self.rows: dict[int, dict] = {}               # kept posts by id, every search
         self.state = QueryState()
         for r in self.records:
             self._apply(r)
-        self.md5s = {m for row in self.rows.values() for m in (row["md5"], row.get("post_md5"))} | held_elsewhere(out)
+        self.md5s = ({m for row in self.rows.values() for m in (row["md5"], row.get("post_md5"))}
+                     | held_elsewhere(out, kept_sources))
         self.md5s.discard(None)
         self.touched: set[int] = set()               # posts decided in this run
         self.new = 0
@@ -440,35 +449,28 @@ def _rate(times: list[float]) -> float:
     return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
 
 
-def held_elsewhere(out: Path) -> set[str]:
-    """md5s the manifest lists from other sources (or runs the journal forgot), files present."""
-    import pandas as pd
+def held_elsewhere(out: Path, sources: set[str]) -> set[str]:
+    """md5s the manifest lists from ``sources`` (other owners, or runs the journal forgot), files present."""
+    from pipeline.scrape.workspace import read_manifest
 
-    from pipeline.core.layout import MANIFEST
-
-    if not (out / MANIFEST).is_file():
+    m = read_manifest(out, ["md5", "path", "source"])
+    if m is None:
         return set()
-    m = pd.read_parquet(out / MANIFEST, columns=["md5", "path", "source"])
-    return {md5 for md5, path, src in zip(m["md5"], m["path"], m["source"]) if src != "toy" and (out / path).is_file()}
+    return {md5 for md5, path, src in zip(m["md5"], m["path"], m["source"]) if src in sources and (out / path).is_file()}
 
 
-def _stray(out: Path) -> list[Path]:
-    """Temporary files of a killed write."""
-    return [p for p in out.iterdir() if p.is_file() and p.name.startswith(".") and p.name.endswith(".tmp")]
-
-
-def scrape_danbooru(params: ScrapeParams, out_dir: str | Path, result) -> Any:
-    """Add the search's posts to ``out_dir`` and rebuild its manifest (other sources' rows stay)."""
+def scrape_danbooru(params: ScrapeParams, out_dir: str | Path, result, plan) -> Any:
+    """Add the search's posts to ``out_dir`` and rebuild its manifest: the rows of the folder's other
+    owners stay, those of owners this run replaces go (``plan``, pipeline/scrape/workspace.py)."""
     import pandas as pd
 
-    from pipeline.core.atomic import write_parquet
     from pipeline.core.layout import MANIFEST
+    from pipeline.scrape import workspace
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for p in _stray(out):
-        p.unlink()
-    run = DanbooruScrape(params, out, result)  # checks the search before any request
+    kept_sources = plan.kept_sources()
+    run = DanbooruScrape(params, out, result, plan.danbooru_searches(), kept_sources)  # checks the search first
     error: BaseException | None = None
     try:
         run.run()
@@ -476,17 +478,17 @@ def scrape_danbooru(params: ScrapeParams, out_dir: str | Path, result) -> Any:
         error = e
     rows = [dict(r) for r in run.rows.values()]
     journal_md5 = {r["md5"] for r in rows}
-    if (out / MANIFEST).is_file():  # other sources' rows (and any a lost journal forgot) stay
-        old = pd.read_parquet(out / MANIFEST)
+    old = workspace.read_manifest(out)
+    if old is not None:  # other owners' rows (and any a lost journal forgot) stay; toy faces never do
         for r in old.to_dict("records"):
-            # toy faces are a stand-in for data (make demo): never mixed into a real dataset
-            if r.get("source") != "toy" and r["md5"] not in journal_md5 and (out / r["path"]).is_file():
+            if r.get("source") in kept_sources and r["md5"] not in journal_md5 and (out / r["path"]).is_file():
                 rows.append(r)
                 journal_md5.add(r["md5"])
     if rows:
         df = pd.DataFrame(rows)
         df["id"] = df["id"].astype(str)
-        write_parquet(out / MANIFEST, df)
+        # the files of records this run did not read go below, so the records go too
+        workspace.commit(out, df, plan, compact=run.foreign)
         listed = set(df["path"])
         for p in out.iterdir():  # a file no record names (killed mid-run on a skipped post): remove
             if p.is_file() and _MD5_NAME.match(p.name) and p.name not in listed:

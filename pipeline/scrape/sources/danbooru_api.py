@@ -61,6 +61,11 @@ def check_search(cfg: DanbooruSource, logged_in: bool) -> None:
                          "allowed more (Gold: 6).")
 
 
+def check_params(params) -> None:
+    """The refusals a Danbooru run makes before anything else: half a credential pair, too many tags."""
+    check_search(params.danbooru, logged_in=credentials() is not None)
+
+
 def search_tags(cfg: DanbooruSource) -> str:
     """The tags sent: the user's, the rating filter and ``-status:deleted`` (free metatags), so the
     site filters for us instead of sending posts to skip one by one."""
@@ -76,6 +81,17 @@ def query_key(cfg: DanbooruSource) -> str:
     tags = " ".join(sorted(cfg.tags.split()))
     return (f"{urlsplit(cfg.base_url).netloc}|{tags}|rating:{','.join(cfg.ratings)}|ext:{','.join(sorted(cfg.extensions))}"
             f"|min:{cfg.min_width}x{cfg.min_height}|deleted:{'no' if cfg.exclude_deleted else 'yes'}")
+
+
+def search_key(cfg: DanbooruSource) -> str:
+    """Names the search a folder belongs to: the site and the sorted tags. Ratings, extensions,
+    sizes and ``exclude_deleted`` refine the same search (``query_key`` tells those walks apart)."""
+    return f"{urlsplit(cfg.base_url).netloc}|{' '.join(sorted(cfg.tags.split()))}"
+
+
+def search_of_query(query: str) -> str:
+    """``search_key`` of a journal's ``query_key``: its first two fields (the other four are filters)."""
+    return query.rsplit("|", 4)[0] if query.count("|") >= 5 else query
 
 
 def page_cap(base_url: str) -> int | None:

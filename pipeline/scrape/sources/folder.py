@@ -132,10 +132,15 @@ def folder_labels(root: Path, files: list[Path], params: ScrapeParams) -> dict[P
     return out
 
 
-def iter_folder(params: ScrapeParams) -> Iterator[Candidate | Skip]:
+def check_folder(params: ScrapeParams) -> None:
     root = Path(params.folder).expanduser()
     if not root.is_dir():
         raise StageError(f"scrape.folder {str(root)!r} is not a directory; point -S scrape.folder=... at a folder of images")
+
+
+def iter_folder(params: ScrapeParams) -> Iterator[Candidate | Skip]:
+    check_folder(params)
+    root = Path(params.folder).expanduser()
     allowed = {e.lower() for e in params.extensions}
     csv_name = (root / params.folder_labels) if params.folder_labels else None
     paths = sorted(p for p in root.rglob("*") if p.is_file() and p != csv_name)
