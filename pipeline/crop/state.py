@@ -93,8 +93,19 @@ def commit(out: Path, index, duplicates, sources, digest: str) -> None:
     for table, frame in ((SOURCES, sources), (DUPLICATES, duplicates)):
         write_parquet(staged(out, table), frame)
         record[table] = _sha(staged(out, table))
+    _sync_dir(out)  # the faces and staged tables reach the disk before the index names them
     _write_index(out / INDEX, index, record)
     finish(out, record)
+    _sync_dir(out)
+
+
+def _sync_dir(folder: Path) -> None:
+    """Make the renames in ``folder`` durable (a power cut, not only a kill, keeps the order)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def finish(out: Path, record: dict) -> bool:
@@ -123,7 +134,9 @@ def load_state(out: Path, digest: str, size: int):
         return empty
     try:
         record = record_of(out / INDEX)
-        if record is not None and not finish(out, record):
+        if record is None:
+            settle_staged(out)  # tables staged beside an index without a record belong to no commit
+        elif not finish(out, record):
             log.warning("%s does not match %s or %s (changed since the last crop); redoing every image",
                         out / INDEX, SOURCES, DUPLICATES)
             return empty
@@ -219,8 +232,21 @@ def named_by_disk_state(out: Path) -> set[str] | None:
     return {Path(str(n)).name for n in names}
 
 
+def settle_staged(out: Path) -> None:
+    """Staged tables either belong to the committed index (moved into place) or to no commit (removed)."""
+    with contextlib.suppress(Exception):  # an unreadable index: leave everything for the next run to judge
+        record = record_of(out / INDEX) if (out / INDEX).is_file() else None
+        if record is not None:
+            finish(out, record)
+        else:
+            for table in TABLES:
+                staged(out, table).unlink(missing_ok=True)
+
+
 def discard_uncommitted(out: Path) -> None:
-    """After a failed run: remove the faces it wrote that no table names (space back on a full disk)."""
+    """After a failed run: remove the faces and tables it wrote that no commit names (space back on
+    a full disk)."""
+    settle_staged(out)
     keep = named_by_disk_state(out)
     if keep is not None:
         remove_orphans(out, keep)
