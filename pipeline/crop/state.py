@@ -262,8 +262,13 @@ def folder_lock(out: Path) -> Iterator[None]:
 
     key = hashlib.sha1(str(out.resolve()).encode()).hexdigest()[:16]
     path = cache_dir() / "locks" / f"crop-{key}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:  # a read-only or full cache: crop anyway, as before there was a lock
+        log.warning("cannot create the lock %s (%s); not guarding %s against a second crop", path, e, out)
+        yield
+        return
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
