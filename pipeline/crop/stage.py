@@ -1,10 +1,12 @@
 """Stage ``crop``: faces from raw images, as squares of ``margin`` x the face box, resized.
 
-Writes ``data/faces/<face_id>.<format>``, ``data/faces/index.parquet`` (one row per face: face id,
-source id and md5, box in source pixels, score, detector, crop square, size, path) and
-``data/faces/sources.parquet`` (one row per raw image processed, with its outcome and the crop
+Writes ``data/faces/<face_id>.<config digest[:8]>.<format>``, ``data/faces/index.parquet`` (one row
+per face: face id, source id and md5, box in source pixels, score, detector, crop square, size, path)
+and ``data/faces/sources.parquet`` (one row per raw image processed, with its outcome and the crop
 config that produced it). A rerun reads only raw images that are new (or every image, when the
-crop config changed) and deletes the faces of images no longer in the raw manifest.
+crop config changed) and deletes the faces of images no longer in the raw manifest. The folder is
+changed as one transaction (pipeline/crop/state.py): a run killed at any point leaves the previous
+faces and index, and the next run ends where an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -13,22 +15,17 @@ import hashlib
 import json
 import logging
 import os
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.core.errors import StageError
-from pipeline.core.layout import DUPLICATES, INDEX, SOURCES
+from pipeline.crop.state import FULL, INDEX_COLUMNS, SOURCE_COLUMNS, _concat, face_name
 from pipeline.params import CropParams
 
 log = logging.getLogger(__name__)
 # Bump when the code changes what one config produces, so old faces are redone, not trusted.
 CROP_VERSION = 3  # 3: small pictures upscaled, a second pass where none was found
-FACE_FILE = re.compile(r"^[0-9a-f]{16}_\d+\.(png|webp|jpg)$")
-INDEX_COLUMNS = ["face_id", "source_id", "md5", "x", "y", "w", "h", "score", "detector", "size", "path",
-                 "crop_left", "crop_top", "crop_side", "border", "dhash"]
-SOURCE_COLUMNS = ["md5", "source_id", "status", "faces", "config"]
 
 
 @dataclass
@@ -100,8 +97,10 @@ def save_face(face, path: Path, params: CropParams) -> None:
             face.save(tmp, format="JPEG", quality=params.jpg_quality)
 
 
-def process_source(md5: str, source_id: str, path: Path, detect, params: CropParams, out: Path) -> Outcome:
-    """Read one raw image, detect, crop and save its faces. Never raises for a bad image."""
+def process_source(md5: str, source_id: str, path: Path, detect, params: CropParams, out: Path,
+                   digest: str | None = None) -> Outcome:
+    """Read one raw image, detect, crop and save its faces under names of this config (``digest``,
+    by default that of ``params``). Never raises for a bad image."""
     from pipeline.crop.dedupe import dhash
     from pipeline.crop.geometry import cut, resize, select_boxes
     from pipeline.crop.rawimage import BadImage, load_rgb
@@ -118,10 +117,11 @@ def process_source(md5: str, source_id: str, path: Path, detect, params: CropPar
         log.warning("detector failed on %s: %s", path, e)
         return Outcome(md5, source_id, "detector_error", converted=loaded.converted)
     kept, dropped = select_boxes(boxes, params, *image.size)
+    digest = digest or config_digest(params)
     rows = []
     for k, (box, sq) in enumerate(kept):
         face_id = f"{md5[:16]}_{k}"
-        name = f"{face_id}.{params.format}"
+        name = face_name(face_id, digest, params.format)
         face = resize(cut(image, sq, params.border, params.pad_value), params.size)
         save_face(face, out / name, params)
         rows.append({"face_id": face_id, "source_id": source_id, "md5": md5,
@@ -140,7 +140,7 @@ def _init_worker(params: dict, cascade: str | None, out: str) -> None:
     from pipeline.crop.detectors import from_params
 
     p = CropParams.model_validate(params)
-    _WORKER.update(params=p, out=Path(out), detect=from_params(p, cascade))
+    _WORKER.update(params=p, out=Path(out), detect=from_params(p, cascade), digest=config_digest(p))
 
 
 def _init_pool_worker(params: dict, cascade: str | None, out: str) -> None:
@@ -154,7 +154,7 @@ def _init_pool_worker(params: dict, cascade: str | None, out: str) -> None:
 def _work(task: tuple[str, str, str]) -> Outcome:
     md5, source_id, path = task
     w = _WORKER
-    return process_source(md5, source_id, Path(path), w["detect"], w["params"], w["out"])
+    return process_source(md5, source_id, Path(path), w["detect"], w["params"], w["out"], w["digest"])
 
 
 def _crashed(task: tuple[str, str, str]) -> Outcome:
@@ -183,8 +183,8 @@ def crop_shard(params: dict, cascade: str | None, out: str, tasks: list[tuple[st
     from pipeline.crop.detectors import from_params
 
     p = CropParams.model_validate(params)
-    detect = from_params(p, cascade)
-    return [process_source(md5, sid, Path(path), detect, p, Path(out)) for md5, sid, path in tasks]
+    detect, digest = from_params(p, cascade), config_digest(p)
+    return [process_source(md5, sid, Path(path), detect, p, Path(out), digest) for md5, sid, path in tasks]
 
 
 def run_sharded(tasks, params: CropParams, cascade: Path | None, out: Path, map_shards, shards: int):
@@ -196,30 +196,7 @@ def run_sharded(tasks, params: CropParams, cascade: Path | None, out: Path, map_
         yield from outcomes
 
 
-# --- incremental state -------------------------------------------------------------------------
-
-def load_state(out: Path, digest: str):
-    """(every face, sources) of the previous run when it used the same config, else empty frames.
-    Every face: the index plus the near-duplicates left out of it (one may be needed again)."""
-    import pandas as pd
-
-    empty = pd.DataFrame(columns=INDEX_COLUMNS), pd.DataFrame(columns=SOURCE_COLUMNS)
-    if not (out / INDEX).is_file() or not (out / SOURCES).is_file():
-        return empty
-    try:
-        faces = pd.read_parquet(out / INDEX)
-        if (out / DUPLICATES).is_file():
-            faces = _concat(faces, pd.read_parquet(out / DUPLICATES).drop(columns="duplicate_of"))
-        sources = pd.read_parquet(out / SOURCES)
-    except Exception as e:  # noqa: BLE001 - a damaged state only costs a full rerun
-        log.warning("cannot read the previous crop state in %s (%s); redoing every image", out, e)
-        return empty
-    sources = sources[sources["config"] == digest] if "config" in sources else sources.iloc[0:0]
-    if len(sources) == 0 or "dhash" not in faces:
-        return empty
-    # an index written just before a crash may hold faces of sources not yet recorded: redo those
-    return faces[faces["md5"].isin(set(sources["md5"]))], sources
-
+# --- incremental state (the folder's transaction: pipeline/crop/state.py) ---------------------
 
 def split_duplicates(faces, distance: int | None):
     """(index, duplicates): with ``distance`` set, each face whose dHash is within ``distance`` bits
@@ -237,41 +214,36 @@ def split_duplicates(faces, distance: int | None):
     return faces[[not d for d in is_dup]], duplicates
 
 
-def remove_orphans(out: Path, keep: set[str]) -> int:
-    """Delete face files that no index row names (faces of removed sources, a config change, a crash)."""
-    n = 0
-    for p in out.iterdir():
-        if p.is_file() and FACE_FILE.match(p.name) and p.name not in keep:
-            p.unlink()
-            n += 1
-    return n
-
-
-def _concat(old, new):
-    """Rows of both; pandas warns about (and mistypes) empty frames in concat, so leave them out."""
-    import pandas as pd
-
-    frames = [df for df in (old, new) if len(df)]
-    return pd.concat(frames, ignore_index=True) if frames else new
-
-
 def crop(params: CropParams, raw_dir: str | Path, out_dir: str | Path, map_shards=None, shards: int = 1) -> CropResult:
     """Crop the new raw images. ``map_shards`` (fn, [args]) -> [results] runs the per-image work
     as ``shards`` shards elsewhere (a Dask cluster); the bookkeeping stays here, so the outputs
-    are the same either way."""
-    import pandas as pd
-    from tqdm import tqdm
-
-    from pipeline.core.atomic import write_parquet
+    are the same either way. A failed run removes the faces it wrote; a full disk is a StageError."""
     from pipeline.core.inputs import read_parquet
     from pipeline.core.layout import MANIFEST
+    from pipeline.crop import state
 
     raw, out = Path(raw_dir), Path(out_dir)
     manifest = read_parquet(raw / MANIFEST, made_by="scrape").drop_duplicates("md5")
-    params = effective(params)
-    digest = config_digest(params)
     out.mkdir(parents=True, exist_ok=True)
-    old_faces, old_sources = load_state(out, digest)
+    with state.folder_lock(out):
+        state.remove_stale_tmp(out)
+        try:
+            return _crop(effective(params), manifest, raw, out, map_shards, shards)
+        except BaseException as e:
+            state.discard_uncommitted(out)
+            if isinstance(e, OSError) and e.errno in FULL:
+                raise state.disk_full(out, e) from None
+            raise
+
+
+def _crop(params: CropParams, manifest, raw: Path, out: Path, map_shards, shards: int) -> CropResult:
+    import pandas as pd
+    from tqdm import tqdm
+
+    from pipeline.crop import state
+
+    digest = config_digest(params)
+    old_faces, old_sources = state.load_state(out, digest, params.size)
     ids = dict(zip(manifest["md5"], manifest["id"].astype(str)))
     result = CropResult()
 
@@ -309,11 +281,9 @@ def crop(params: CropParams, raw_dir: str | Path, out_dir: str | Path, map_shard
         raise StageError(f"crop found no face in {len(manifest)} images (detector {params.detector!r}; "
                          f"skipped: {dict(result.skipped)}); for already-cropped faces use -S crop.detector=none")
     all_sources = _concat(old_sources, pd.DataFrame(sources, columns=SOURCE_COLUMNS))
-    # faces before sources: a crash between the writes leaves sources unrecorded, which only redoes them
-    write_parquet(out / DUPLICATES, duplicates.sort_values("face_id").reset_index(drop=True))
-    write_parquet(out / INDEX, index)
-    write_parquet(out / SOURCES, all_sources.sort_values("md5").reset_index(drop=True))
-    remove_orphans(out, set(faces["path"]))
+    state.commit(out, index, duplicates.sort_values("face_id").reset_index(drop=True),
+                 all_sources.sort_values("md5").reset_index(drop=True), digest)
+    state.remove_orphans(out, {Path(str(p)).name for p in faces["path"]})
     result.duplicates = len(duplicates)
     result.faces, result.new_faces = len(index), len(new)
     return result

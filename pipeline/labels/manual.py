@@ -116,7 +116,10 @@ def face_keys(index, manifest=None) -> dict[str, dict[str, list[str]]]:
     for fid, md5, path in zip(index["face_id"], index["md5"], index["path"]):
         keys["face_id"].setdefault(str(fid), []).append(fid)
         keys["md5"].setdefault(str(md5).lower(), []).append(fid)
-        keys["file"].setdefault(Path(path).name, []).append(fid)
+        # the face file's name, and the name it had before names carried the crop config
+        # (<face_id>.<format>), which manual files written then still use
+        for name in dict.fromkeys((Path(path).name, f"{fid}{Path(path).suffix}")):
+            keys["file"].setdefault(name, []).append(fid)
     if manifest is not None:
         by_md5 = keys["md5"]
         for md5, path, origin in zip(manifest["md5"], manifest["path"], manifest.get("origin", manifest["path"])):

@@ -86,7 +86,7 @@ def test_rerun_reads_only_new_images_and_removes_faces_of_removed_sources(tmp_pa
 
     r = crop(none_params(size=24), raw, out)  # a new config redoes everything
     assert (r.images, r.reused) == (3, 0)
-    with Image.open(out / index["path"][0]) as im:
+    with Image.open(out / pd.read_parquet(out / INDEX)["path"][0]) as im:  # new faces, new names
         assert im.size == (24, 24)
 
 

@@ -182,3 +182,13 @@ def test_danbooru_tags_label_faces_alone_on_their_post(world):
 def test_precedence_names_each_source_once():
     with pytest.raises(ValueError, match="at most once"):
         LabelsParams(precedence=["manual", "manual"])
+
+
+def test_a_file_key_names_a_face_file_as_crop_writes_it_now_or_wrote_it_before():
+    """Face files carry the crop config in their name (``<face_id>.<digest>.png``); manual files keyed
+    by the names before that (``<face_id>.png``) still find their faces."""
+    from pipeline.labels.manual import face_keys
+
+    index = pd.DataFrame({"face_id": ["cccc_0"], "md5": ["c" * 32], "path": ["cccc_0.0123abcd.png"]})
+    keys = face_keys(index)["file"]
+    assert keys["cccc_0.0123abcd.png"] == keys["cccc_0.png"] == ["cccc_0"]
