@@ -169,7 +169,26 @@ def test_train_sets_a_damaged_checkpoint_aside_and_starts_over(world, trained, t
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("kind", ["hostile", pytest.param("truncated", marks=pytest.mark.soak)])
+def test_the_trainer_stops_on_a_damaged_checkpoint_when_asked(world, trained, tmp_path):
+    """train.on_damaged=stop, in this process (the CLI's way, below, runs with -m soak): the
+    trainer stops with the diagnosis and leaves the run folder as it was."""
+    from pipeline.core.datasets import load_faces
+    from pipeline.core.errors import StageError
+    from pipeline.params import ModelSpec
+    from pipeline.train.loop import train
+
+    path, marker = damaged_copy(trained, tmp_path, "hostile")
+    before = harness.tree(run_dir(tmp_path))
+    meta = json.loads((trained / "train.json").read_text())
+    spec = ModelSpec(arch="dcgan", steps=STEPS, batch_size=meta["batch_size"], net={"ngf": 8, "ndf": 8, "nz": 16})
+    with pytest.raises(StageError) as e:
+        train(load_faces(world / "data" / "faces").images, spec, run_dir(tmp_path), device="cpu", on_damaged="stop")
+    assert str(path) in str(e.value) and "refused: contains code" in str(e.value) and "train.on_damaged=restart" in str(e.value)
+    assert harness.tree(run_dir(tmp_path)) == before and not marker.exists()
+
+
+@pytest.mark.soak
+@pytest.mark.parametrize("kind", ["hostile", "truncated"])
 def test_train_stops_on_a_damaged_checkpoint_when_asked(world, trained, tmp_path, kind):
     path, marker = damaged_copy(trained, tmp_path, kind)
     before = harness.tree(run_dir(tmp_path))
