@@ -392,6 +392,10 @@ class TrainParams(Strict):
     seed: int = 0
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's)")
     resume: Literal["auto", "never"] = Field("auto", description="auto: continue from runs/<model>/checkpoint.pt when it fits")
+    on_damaged: Literal["restart", "stop"] = Field(
+        "restart", description="a runs/<model>/checkpoint.pt that does not load (truncated, not ours, refused because it "
+                               "contains code). restart: set it aside as checkpoint.pt.damaged-<UTC time> and train from "
+                               "scratch; stop: leave it where it is and stop with a message")
     fast: Switch[Literal["auto", "on", "off"]] = Field(
         "auto", description="the trainer's fast path (pipeline/train/fastpath.py). auto: on CUDA, bf16 autocast, channels_last, "
                             "fused Adam and the whole step in one CUDA graph, as the knobs below allow; on: also on the "

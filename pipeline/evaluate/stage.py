@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -50,16 +51,15 @@ def readers_for(params: Params, device) -> dict:
 def evaluate_checkpoint(params: Params, ckpt: Path, real, names: list[str],
                         device) -> tuple[dict[str, float], dict[str, str], int]:
     """(values, unavailable, step) of one checkpoint: the pure part of the stage."""
-    import torch
-
     from pipeline.evaluate.metrics.context import EvalContext
     from pipeline.evaluate.metrics.registry import compute
     from pipeline.evaluate.sample import drawn_faces
+    from pipeline.train.checkpoint import load_state
 
     cfg = params.evaluate
     if not ckpt.exists():
         raise FileNotFoundError(f"{ckpt} does not exist; train the model first (python -m pipeline train {ckpt.parent.name})")
-    step = int(torch.load(ckpt, map_location="cpu", weights_only=True).get("step", -1))
+    step = int(load_state(ckpt, mmap=True).get("step", -1))  # a damaged file: DamagedCheckpoint, naming it
     fake, requested = drawn_faces(ckpt, cfg.num_samples, device, seed=cfg.seed, batch_size=cfg.batch_size,
                                   ema=cfg.use_ema, real=real.images)
     if requested and "attr_acc" not in names:
@@ -76,13 +76,24 @@ def evaluate_all(params: Params, name: str) -> list[dict[str, Any]]:
     from pipeline.core.device import resolve_device
     from pipeline.core.inputs import read_parquet
     from pipeline.core.layout import index_path
+    from pipeline.train.checkpoint import DamagedCheckpoint, load_state
 
     device = resolve_device(params.train.device)
     read_parquet(index_path(params.paths.faces), made_by="crop", columns=["face_id"])  # missing or damaged: say so
+    scored = checkpoints_to_score(Path(params.paths.runs) / name, params.evaluate.every_epochs)
+    if scored[-1][1].exists():
+        load_state(scored[-1][1], mmap=True)  # a damaged final checkpoint is said now, not after scoring the snapshots
     real = load_faces(params.paths.faces)
     rows = []
-    for epoch, ckpt in checkpoints_to_score(Path(params.paths.runs) / name, params.evaluate.every_epochs):
-        values, unavailable, step = evaluate_checkpoint(params, ckpt, real, list(params.evaluate.metrics), device)
+    for epoch, ckpt in scored:
+        try:
+            values, unavailable, step = evaluate_checkpoint(params, ckpt, real, list(params.evaluate.metrics), device)
+        except DamagedCheckpoint as e:
+            if epoch is None:  # the final checkpoint: nothing to score without it
+                raise
+            logging.getLogger(__name__).warning("evaluate@%s: skipping the epoch %d snapshot %s: %s; the metric-vs-step "
+                                                "curve leaves it out", name, epoch, e.path, e.problem)
+            continue
         rows.append({**values, "step": step, **({"epoch": epoch} if epoch is not None else {}),
                      "unavailable": unavailable})
     return rows

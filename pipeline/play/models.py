@@ -34,7 +34,8 @@ class UnknownModel(LookupError):
 
 
 def _load_generator(path: Path, device):
-    """The trainer's checkpoint loader (``weights_only=True`` inside)."""
+    """The trainer's checkpoint loader (``weights_only=True`` inside; a damaged file raises
+    ``pipeline.train.checkpoint.DamagedCheckpoint``, a StageError naming the file and what is wrong)."""
     from pipeline.train.checkpoint import load_generator
 
     return load_generator(path, device, ema=True)
@@ -103,7 +104,7 @@ class Models:
     def info(self, name: str) -> dict[str, Any]:
         """What the page shows and validates against, read from the checkpoint's meta (memory-mapped:
         D and the optimiser state are not read) and train.json."""
-        import torch
+        from pipeline.train.checkpoint import load_state
 
         ckpt = self.checkpoint(name)
         st = ckpt.stat()
@@ -112,7 +113,7 @@ class Models:
             hit = self.infos.get(name)
             if hit and hit[0] == stamp:
                 return hit[1]
-            state = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+            state = load_state(ckpt, mmap=True)  # the trainer's one loader: a damaged file is a DamagedCheckpoint
             meta = state["meta"]
             summary_path = ckpt.parent / TRAIN_SUMMARY
             try:

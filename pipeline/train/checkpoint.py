@@ -11,16 +11,23 @@ Rules, so a checkpoint moves between machines safely:
   evaluation take a checkpoint from any device.
 - After an optimiser's ``load_state_dict`` its state tensors take their parameter's memory layout
   again (channels_last weights), as CUDA's fused Adam requires.
+- Every load goes through ``load_state``: a file that does not load (truncated, not ours, a pickle
+  that would run code) is a ``DamagedCheckpoint`` naming the file, what is wrong
+  (pipeline/train/damage.py) and what to do, never torch's traceback and its advice to load it
+  unsafely.
 """
 
 from __future__ import annotations
 
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from pipeline.core.errors import StageError
+from pipeline.core.layout import CHECKPOINT
 from pipeline.train.sampling import Sampler
 
 RESUMABLE_CHANGES = ("epochs", "steps", "log_every", "checkpoint_every")  # spec keys that may differ on resume
@@ -60,9 +67,44 @@ def save_checkpoint(gan: Any, path: Path, rank_rng: list | None = None) -> None:
         torch.save(state, tmp)
 
 
-def load_state(path: str | Path) -> dict:
-    """The checkpoint's tensors on the CPU, whatever device wrote it or will use it."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+class DamagedCheckpoint(StageError):
+    """A checkpoint file that does not load. ``problem`` says what is wrong (pipeline/train/damage.py);
+    the message adds what to do, by default training the model again."""
+
+    def __init__(self, path: str | Path, problem: str, todo: str | None = None):
+        self.path, self.problem = Path(path), problem
+        super().__init__(f"{path} cannot be loaded: {problem}. {todo or retrain_hint(path)}")
+
+
+def retrain_hint(path: str | Path) -> str:
+    """What to do about a damaged ``runs/<model>/checkpoint.pt`` or ``runs/<model>/checkpoints/epoch_N.pt``."""
+    path = Path(path)
+    model = path.parent.parent.name if path.parent.name == "checkpoints" else path.parent.name
+    if path.name != CHECKPOINT and path.parent.name != "checkpoints":
+        return "Replace it with a good copy, or delete it."
+    return (f"Train the model again: python -m pipeline train {model} (with train.on_damaged: restart, the default, "
+            f"train sets a damaged {CHECKPOINT} aside and starts over).")
+
+
+def load_state(path: str | Path, mmap: bool = False) -> dict:
+    """The checkpoint's tensors on the CPU, whatever device wrote it or will use it; ``mmap``: map
+    the file instead of reading it (what is never touched is never read). Raises ``DamagedCheckpoint``
+    for a file that does not load or is not a checkpoint of this project."""
+    from pipeline.train.damage import diagnose, not_ours
+
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses
+            warnings.filterwarnings("ignore", message=".*pickle protocol.*")
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
+    except (OSError, MemoryError):  # missing, unreadable, out of memory: not a damaged file
+        raise
+    except Exception as e:  # noqa: BLE001 - anything else torch raises means the file is not what it should be
+        raise DamagedCheckpoint(path, diagnose(path, e)) from None
+    problem = not_ours(state)
+    if problem:
+        raise DamagedCheckpoint(path, problem)
+    return state
 
 
 def match_layout(opt: torch.optim.Optimizer) -> None:

@@ -5,8 +5,10 @@ box) and under every caller.
 A family (pipeline/train/families.py) only changes what a batch carries and how it becomes D's and
 G's losses; the update rules, thresholds, EMA, checkpoints (pipeline/train/checkpoint.py) and guards
 are shared. No host sync per step: losses are summed on the device and read every ``log_every``
-steps, a threshold skip is decided on the device (``update``), and all randomness of training comes
-from one device generator whose state is saved. On CUDA the same step runs through the fast path
+steps and before each checkpoint (appended to losses.csv by pipeline/train/losslog.py), a threshold
+skip is decided on the device (``update``), and all randomness of training comes from one device
+generator whose state is saved. A run folder's files are kept consistent by
+pipeline/train/rundir.py (a run that starts over never loses the earlier one). On CUDA the same step runs through the fast path
 (pipeline/train/fastpath.py: bf16 autocast, channels_last, fused Adam, one CUDA graph per step);
 under torchrun it runs data-parallel (pipeline/train/distributed.py).
 """
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import csv
 import hashlib
 import logging
 import time
@@ -30,15 +31,27 @@ import torch
 from pipeline.core.device import resolve_device
 from pipeline.core.errors import StageError
 from pipeline.core.images import grid, save_png, to_uint8
+from pipeline.core.layout import CHECKPOINT
 from pipeline.params import ModelSpec
-from pipeline.train.checkpoint import layers_differ, load_state, restore, save_checkpoint, save_snapshot, why_not_resume
+from pipeline.train import rundir
+from pipeline.train.checkpoint import (
+    DamagedCheckpoint,
+    layers_differ,
+    load_state,
+    restore,
+    save_checkpoint,
+    save_snapshot,
+    why_not_resume,
+)
 from pipeline.train.distributed import Dist
 from pipeline.train.families import FAMILIES, Batch, one_hot
 from pipeline.train.fastpath import FastOptions, GraphedStep, Plan, choose
+from pipeline.train.losslog import LossLog
 from pipeline.train.sampling import Sampler, outputs
 
 log = logging.getLogger(__name__)
 STATS = ("loss_d", "loss_g", "d_real", "d_fake", "d_updated", "g_updated")
+HEADER = ("step", "epoch", *STATS)  # losses.csv
 
 
 class Callback(Protocol):
@@ -254,16 +267,29 @@ class _Faces:
         return b
 
 
-def _resume(gan: GAN, ckpt: Path, resume: str, plan: Plan, rank: int) -> int:
-    """Continue from ``ckpt`` when it fits this run (checkpoint.why_not_resume); the step resumed from, or 0."""
+def _resume(gan: GAN, ckpt: Path, resume: str, plan: Plan, dist: Dist, on_damaged: str) -> int:
+    """Continue from ``ckpt`` when it fits this run (checkpoint.why_not_resume); the step resumed from, or 0.
+    A checkpoint that does not load is set aside and training starts from scratch, or the run
+    stops, as ``on_damaged`` says."""
     if resume != "auto" or not ckpt.exists():
         return 0
-    state = load_state(ckpt)
+    try:
+        state = load_state(ckpt)
+    except DamagedCheckpoint as e:
+        if on_damaged == "stop":
+            raise StageError(f"{e.path} cannot be loaded: {e.problem}. train.on_damaged is stop, so it is left where "
+                             f"it is and nothing was trained: put a good checkpoint there, or run with "
+                             f"-S train.on_damaged=restart to set it aside and train from scratch.") from None
+        if dist.main:
+            aside = rundir.set_aside(ckpt)
+            log.warning("%s cannot be loaded: %s. Set aside as %s; training from scratch (train.on_damaged: restart).",
+                        e.path, e.problem, aside.name)
+        return 0
     why = why_not_resume(state, gan.meta, gan.gen.device.type) or layers_differ(gan, state)
     if why is not None:
         log.info("not resuming from %s: %s; training from scratch", ckpt, why)
         return 0
-    restore(gan, state, rank)
+    restore(gan, state, dist.rank)
     for opt in (gan.opt_g, gan.opt_d):
         adam_flags(opt, plan.fused_adam, plan.graph)
     log.info("resuming %s from step %d", ckpt.parent, gan.step)
@@ -279,36 +305,31 @@ def _rank_rng(dist: Dist, dev: torch.device) -> list | None:
     return [list(pair) for pair in zip(cpu, cuda)]
 
 
-def _losses_csv(path: Path, resumed_from: int, main: bool) -> list[list[str]]:
-    """losses.csv's rows up to the checkpoint resumed from (steps logged after it are dropped)."""
-    if not (resumed_from and main and path.exists()):
-        return []
-    with open(path) as f:
-        rows = [r for r in csv.reader(f)][1:]
-    return [r for r in rows if int(r[0]) <= resumed_from]
-
-
 def train(images: np.ndarray, spec: ModelSpec, out_dir: str | Path, *, labels=None, sketches: np.ndarray | None = None,
           seed: int = 0, device: str = "auto", resume: str = "auto", data_id: str = "",
           snapshot_every: int | None = None, callbacks: tuple[Callback, ...] = (),
-          fast: FastOptions = FastOptions(), dist: Dist = Dist()) -> dict[str, Any]:
+          fast: FastOptions = FastOptions(), dist: Dist = Dist(), on_damaged: str = "restart") -> dict[str, Any]:
     """Train ``spec`` on NHWC uint8 ``images`` (+ ``labels``: datasets.Labels, + N x H x W uint8
     ``sketches``); write samples/, losses.csv and checkpoint.pt to ``out_dir``, and G of every
-    ``snapshot_every``-th epoch to checkpoints/epoch_NNN.pt (for metric-vs-step curves).
-    ``fast``: the fast path's knobs (pipeline/train/fastpath.py). ``dist``: this process's DDP rank
-    (pipeline/train/distributed.py); every rank calls this, rank 0 alone writes."""
+    ``snapshot_every``-th epoch to checkpoints/epoch_NNN.pt (for metric-vs-step curves). A run
+    that starts over keeps the earlier run's files until its first checkpoint, then sets them aside
+    in previous/ (pipeline/train/rundir.py). ``on_damaged``: restart | stop, for a checkpoint that
+    does not load. ``fast``: the fast path's knobs (pipeline/train/fastpath.py). ``dist``: this
+    process's DDP rank (pipeline/train/distributed.py); every rank calls this, rank 0 alone writes."""
     dev = dist.device(resolve_device(device))
     plan = choose(fast, device=dev, dragan=bool(spec.dragan), world=dist.world)
     with plan.backend():
         return _run(images, spec, Path(out_dir), labels, sketches, seed, dev, resume, data_id, snapshot_every,
-                    callbacks, plan, dist)
+                    callbacks, plan, dist, on_damaged)
 
 
 def _run(images, spec: ModelSpec, out: Path, labels, sketches, seed: int, dev: torch.device, resume: str, data_id: str,
-         snapshot_every: int | None, callbacks: tuple[Callback, ...], plan: Plan, dist: Dist) -> dict[str, Any]:
+         snapshot_every: int | None, callbacks: tuple[Callback, ...], plan: Plan, dist: Dist,
+         on_damaged: str = "restart") -> dict[str, Any]:
     # 1. data on the device, nets in their final layout, then the optimisers
     if dist.main:
-        (out / "samples").mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
+        rundir.recover(out)  # what a killed run left: a half-done start-over, temporary files
     torch.manual_seed(seed)  # the same initial weights on every rank
     faces = _Faces(images, labels, sketches, dev, spec)
     shard = faces.n // dist.world  # this rank's share of each epoch
@@ -322,13 +343,15 @@ def _run(images, spec: ModelSpec, out: Path, labels, sketches, seed: int, dev: t
     batch = min(spec.batch_size, shard)
     per_epoch = shard // batch
     total = spec.steps if spec.steps is not None else spec.epochs * per_epoch
-    ckpt = out / "checkpoint.pt"
+    ckpt = out / CHECKPOINT
 
-    # 2. resume, or start over and clear the grids and snapshots of an earlier run
-    resumed_from = _resume(gan, ckpt, resume, plan, dist.rank)
-    if not resumed_from and dist.main:
-        for stale in [*(out / "samples").glob("epoch_*.png"), *(out / "checkpoints").glob("epoch_*.pt")]:
-            stale.unlink()
+    # 2. resume, or start over in .next/ beside the earlier run, which is set aside at the first checkpoint
+    dist.sum_(torch.zeros((), device=dev))  # every rank waits for rank 0's recovery before reading the checkpoint
+    resumed_from = _resume(gan, ckpt, resume, plan, dist, on_damaged)
+    where = out  # where this run writes: .next/ until a run that starts over has its first checkpoint
+    if dist.main:
+        where = out if resumed_from else rundir.stage(out)
+        (where / rundir.SAMPLES).mkdir(parents=True, exist_ok=True)
     if dist.active:
         gan.dist, gan.G_run, gan.D_run = dist, dist.wrap(gan.G, dev), dist.wrap(gan.D, dev)
 
@@ -358,12 +381,11 @@ def _run(images, spec: ModelSpec, out: Path, labels, sketches, seed: int, dev: t
         pics = outputs(gan.G_ema if gan.G_ema is not None else gan.G, faces.fam, fixed, batch_size=batch)
         if faces.fam.sketches:  # sketch beside output
             pics = torch.stack([fixed.sketch.expand(-1, faces.channels, -1, -1), pics], 1).flatten(0, 1)
-        return save_png(grid(to_uint8(pics)), out / "samples" / f"epoch_{-(-step // per_epoch):03d}.png")
+        return save_png(grid(to_uint8(pics)), where / rundir.SAMPLES / f"epoch_{-(-step // per_epoch):03d}.png")
 
-    # 4. the loop: a step, the EMA, stats kept on the device; losses read every log_every steps;
-    # at each epoch end (or checkpoint_every) the non-finite check, a grid and a checkpoint
-    csv_path = out / "losses.csv"
-    rows = _losses_csv(csv_path, resumed_from, dist.main)
+    # 4. the loop: a step, the EMA, stats kept on the device; losses read every log_every steps and
+    # before every checkpoint (so losses.csv holds every step a checkpoint has); at each epoch end (or
+    # checkpoint_every) the non-finite check, a grid and a checkpoint
     for cb in callbacks:
         cb.on_start(total, gan.step)
     recent = torch.zeros(spec.log_every, len(STATS), device=dev)  # per-step stats since the last log
@@ -371,14 +393,30 @@ def _run(images, spec: ModelSpec, out: Path, labels, sketches, seed: int, dev: t
     pending = 0
     last: dict[str, float] = {}
     perm = None
+    losses: LossLog | None = None
+
+    def log_pending() -> None:
+        """The host sync of a log point (every log_every steps, and before a checkpoint): the stats since
+        the last one, to losses.csv and the callbacks."""
+        nonlocal pending, last
+        per_step = dist.mean_(recent[:pending]).tolist()
+        last = dict(zip(STATS, np.mean(per_step, axis=0).tolist()))
+        if not np.isfinite(per_step).all():
+            raise TrainingDiverged(f"losses became {last} at step {gan.step}; the last good checkpoint "
+                                   f"({ckpt}) is kept. Lower the learning rate or change the seed.")
+        first = gan.step - pending + 1
+        pending = 0
+        if losses is not None:
+            losses.write((first + k, -(-(first + k) // per_epoch), *(f"{v:.6g}" for v in row))
+                         for k, row in enumerate(per_step))
+        for cb in callbacks:
+            cb.on_log(gan.step, last)
+
     started = time.perf_counter()
-    with contextlib.ExitStack() as files:
-        writer = None
+    try:
         if dist.main:
-            f = files.enter_context(open(csv_path, "w", newline=""))
-            writer = csv.writer(f)
-            writer.writerow(("step", "epoch", *STATS))
-            writer.writerows(rows)
+            losses = (LossLog.resume(out / rundir.LOSSES, HEADER, resumed_from) if resumed_from
+                      else LossLog.start(where / rundir.LOSSES, HEADER))
         while gan.step < total:
             epoch, i = divmod(gan.step, per_epoch)
             if perm is None or i == 0:  # each epoch's order comes from (seed, epoch) alone: exact resume mid-epoch
@@ -396,22 +434,11 @@ def _run(images, spec: ModelSpec, out: Path, labels, sketches, seed: int, dev: t
             recent[pending] = stats
             bad += (~torch.isfinite(stats)).any()
             pending += 1
-            if pending == spec.log_every or gan.step == total:
-                per_step = dist.mean_(recent[:pending]).tolist()  # the one host sync per log_every steps
-                last = dict(zip(STATS, np.mean(per_step, axis=0).tolist()))
-                if not np.isfinite(per_step).all():
-                    raise TrainingDiverged(f"losses became {last} at step {gan.step}; the last good checkpoint "
-                                           f"({ckpt}) is kept. Lower the learning rate or change the seed.")
-                first = gan.step - pending + 1
-                pending = 0
-                if writer is not None:
-                    writer.writerows((first + k, -(-(first + k) // per_epoch), *(f"{v:.6g}" for v in row))
-                                     for k, row in enumerate(per_step))
-                    f.flush()
-                for cb in callbacks:
-                    cb.on_log(gan.step, last)
             epoch_end = (i + 1 == per_epoch) or gan.step == total
-            if epoch_end or (spec.checkpoint_every and gan.step % spec.checkpoint_every == 0):
+            checkpoint = epoch_end or bool(spec.checkpoint_every and gan.step % spec.checkpoint_every == 0)
+            if pending == spec.log_every or gan.step == total or checkpoint:
+                log_pending()
+            if checkpoint:
                 if dist.sum_(bad.clone()).item():
                     raise TrainingDiverged(f"losses became non-finite before step {gan.step}; the last good checkpoint "
                                            f"({ckpt}) is kept. Lower the learning rate or change the seed.")
@@ -420,11 +447,23 @@ def _run(images, spec: ModelSpec, out: Path, labels, sketches, seed: int, dev: t
                 if not dist.main:
                     continue
                 if epoch_end and snapshot_every and gan.epoch % snapshot_every == 0:
-                    save_snapshot(gan, out / "checkpoints" / f"epoch_{gan.epoch:03d}.pt")
-                save_checkpoint(gan, ckpt, rank_rng)
+                    save_snapshot(gan, where / rundir.SNAPSHOTS / f"epoch_{gan.epoch:03d}.pt")
+                losses.sync()  # every row up to this step is on disk before the checkpoint that counts on it
+                save_checkpoint(gan, where / CHECKPOINT, rank_rng)
+                if where != out:  # a run that started over has its first checkpoint: it takes over the folder
+                    rundir.promote(out)
+                    grid_path = grid_path and out / grid_path.relative_to(where)
+                    where = out
                 if grid_path is not None:
                     for cb in callbacks:
                         cb.on_epoch_end(epoch + 1, gan.step, grid_path)
+    except BaseException:
+        if dist.main and where != out:
+            rundir.abandon(out)  # no checkpoint of its own yet: the earlier run stays as it was
+        raise
+    finally:
+        if losses is not None:
+            losses.close()
     seconds = time.perf_counter() - started
 
     # 5. the summary train.json holds

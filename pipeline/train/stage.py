@@ -61,7 +61,8 @@ def _train(params: Params, name: str, spec: ModelSpec, fast: FastOptions, dist: 
     data_id = faces.digest if labels is None else f"{faces.digest}:{hashlib.md5(labels.codes.tobytes()).hexdigest()}"
     out = Path(params.paths.runs) / name
     kw = dict(labels=labels, sketches=sketches, seed=params.train.seed, device=params.train.device,
-              resume=params.train.resume, data_id=data_id, snapshot_every=params.evaluate.every_epochs, fast=fast, dist=dist)
+              resume=params.train.resume, data_id=data_id, snapshot_every=params.evaluate.every_epochs, fast=fast, dist=dist,
+              on_damaged=params.train.on_damaged)
     if not dist.main:
         return train(faces.images, spec, out, **kw)
     logged = {"model": name, "seed": params.train.seed, "device": params.train.device, "fast": fast.fast,
