@@ -52,7 +52,8 @@ def _naming(path: Path) -> Iterator[None]:
     try:
         yield
     except OSError as e:
-        if e.errno in FULL:
+        temporary = e.filename is not None and Path(str(e.filename)).name.startswith(f".{path.name}.")
+        if e.errno in FULL or temporary:  # the output's name, not its temporary's, is what the user knows
             e.filename = str(path)
         elif e.errno is None and _nearly_full(path.parent):
             raise DiskFull(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from e
@@ -69,16 +70,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     with _naming(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_owner()}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        tmp_path = Path(tmp)
+        tmp_path = None
         try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_owner()}.", suffix=".tmp", dir=path.parent)
+            tmp_path = Path(tmp)
+            os.close(fd)
             yield tmp_path
             with open(tmp_path, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(tmp_path, path)
-        finally:
-            tmp_path.unlink(missing_ok=True)
+        finally:  # (a Ctrl-C inside mkstemp can still leave one: the next start sweeps it)
+            if tmp_path is not None:
+                tmp_path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

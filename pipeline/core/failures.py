@@ -82,7 +82,7 @@ def _disk_full(exc: BaseException, params: Any) -> str | None:
             break
     else:
         return None
-    if filename is None and "database or disk is full" in str(e).lower():
+    if filename is None and "database or disk is full" in str(e).lower():  # SQLite: the MLflow store
         uri = os.environ.get("MLFLOW_TRACKING_URI") or (params.tracking.tracking_uri if params else None) or "mlflow.db"
         return (f"the disk holding the MLflow store ({uri}) is full: free space there, or point MLFLOW_TRACKING_URI "
                 "at another disk; outputs written before are kept, run the command again")
@@ -127,7 +127,7 @@ def _os_error(e: OSError, params: Any) -> str:
     if e.errno in (errno.EACCES, errno.EPERM):
         return f"permission denied: {target}; make it readable and writable for this user{elsewhere}"
     if e.errno == errno.EROFS:
-        return f"{target} is on a read-only file system{elsewhere or '; write somewhere writable'}"
+        return f"{target} is on a read-only file system: mount it writable{elsewhere or ', or write elsewhere'}"
     if e.errno == errno.ENOENT:
         return f"{target} does not exist; check the path{elsewhere}"
     if e.errno == errno.EISDIR:
@@ -155,6 +155,11 @@ def explain(exc: BaseException, command: str, params: Any = None, model: str | N
         return Failure(text, EXIT_STAGE)
     if text := _out_of_memory(exc, command, model):
         return Failure(text, EXIT_STAGE)
+    if _named(exc, "OperationalError") and "already exists" in str(exc):  # a store a kill cut while it was made
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or (params.tracking.tracking_uri if params else None) or "mlflow.db"
+        return Failure(f"the MLflow store {uri} was left half-created by a run killed while it made it "
+                       f"({_first_line(exc)[:160]}); move that file away (it holds no run yet) and run again",
+                       EXIT_STAGE)
     if _named(exc, "DecompressionBombError"):
         return Failure(f"a picture declares more pixels than allowed ({_first_line(exc)}): a decompression bomb or a "
                        "damaged file; use a smaller picture (scrape: scrape.max_pixels sets the limit)", EXIT_STAGE)

@@ -35,6 +35,35 @@ def tracking_uri(params: Params, root: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.tracking_uri or f"sqlite:///{root / 'mlflow.db'}"
 
 
+def ensure_store(uri: str, root: Path) -> None:
+    """A SQLite store that does not exist yet is created whole under a temporary name, then renamed
+    into place: MLflow creates its tables one migration at a time, and a kill in the middle would leave
+    a file that every later run refuses ("table ... already exists"). Other stores are left to MLflow."""
+    import fcntl
+    import hashlib
+
+    from pipeline.core.atomic import atomic_path, sweep_stale_tmp
+    from pipeline.core.cache import cache_dir
+
+    if not uri.startswith("sqlite:///"):
+        return
+    path = Path(uri[len("sqlite:///"):])
+    if path.exists() or str(path) == ":memory:":
+        return
+    locks = cache_dir() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"mlflow-{hashlib.md5(str(path.resolve()).encode()).hexdigest()[:16]}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two stages starting at once on a new store: one creates it
+        if path.exists():
+            return
+        sweep_stale_tmp(path.parent, names=[path.name])
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        with atomic_path(path) as tmp:
+            store = SqlAlchemyStore(f"sqlite:///{tmp}", str(root / "mlruns"))
+            store.engine.dispose()
+
+
 def git_commit(root: Path) -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
@@ -121,6 +150,7 @@ def stage_run(stage: str, params: Params, logged: dict[str, Any], tags: dict[str
     import mlflow
 
     root = repo_root()
+    ensure_store(tracking_uri(params, root), root)
     mlflow.set_tracking_uri(tracking_uri(params, root))
     exp_id = _experiment_id(mlflow, params.tracking.experiment, root)
     _close_dead_quietly(mlflow, exp_id, stage, (tags or {}).get("model"))
@@ -154,6 +184,7 @@ def parent_run(params: Params, name: str, tags: dict[str, str]) -> Iterator[str 
     from mlflow.tracking import MlflowClient
 
     root = repo_root()
+    ensure_store(tracking_uri(params, root), root)
     client = MlflowClient(tracking_uri(params, root))
     import mlflow
 
