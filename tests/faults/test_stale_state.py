@@ -52,20 +52,28 @@ def writing(folder: Path, suffix: str, at_least: int):
 
 
 def test_a_killed_crop_leaves_temporaries_and_a_running_run_that_the_next_crop_clears(tmp_path):
+    from pipeline.params import load_params
+    from pipeline.scrape.stage import scrape
+
     experiment = "faults-stale-crop"
     params, overrides = project(tmp_path, experiment, "scrape.toy.count=60", "scrape.toy.size=128", "crop.size=128")
-    run(cli("scrape", params=params, overrides=[*overrides, "tracking.enabled=false"]), cwd=tmp_path)
+    r = run(cli("crop", params=params, overrides=overrides), cwd=tmp_path, check=False)  # nothing scraped yet
+    assert r.returncode == 1 and "manifest.parquet does not exist" in r.stderr, r.stderr
+    assert statuses(experiment, "crop") == ["FAILED"]  # a failed stage's run ends FAILED
+
+    typed = load_params(params, overrides)
+    scrape(typed.scrape, typed.paths.raw)
     faces = tmp_path / "data" / "faces"
     point = rng("crop-kill").randrange(1, 30)
     k = kill_when(cli("crop", params=params, overrides=overrides), writing(faces, ".png", point), cwd=tmp_path, poll=0.001)
     assert not k.finished, k.stderr
     left = stray_tmp(faces)
     assert left, "the kill left no temporary file: the test would prove nothing"
-    assert statuses(experiment, "crop") == ["RUNNING"]
+    assert statuses(experiment, "crop") == ["FAILED", "RUNNING"]
 
     run(cli("crop", params=params, overrides=overrides), cwd=tmp_path)
     assert stray_tmp(tmp_path) == [], f"left by the kill at {point} faces: {left}"
-    assert statuses(experiment, "crop") == ["FINISHED", "KILLED"]
+    assert statuses(experiment, "crop") == ["FAILED", "FINISHED", "KILLED"]
     killed = next(r for r in runs_of(experiment, "crop") if r.info.status == "KILLED")
     assert "ended without closing the run" in killed.data.tags["killed_reason"]
 
@@ -85,12 +93,38 @@ def test_a_killed_scrape_leaves_a_running_run_that_the_next_scrape_ends_killed(t
     assert statuses(experiment, "scrape") == ["FINISHED", "KILLED"]
 
 
-def test_a_failed_stage_ends_its_run_failed(tmp_path):
-    experiment = "faults-failed-crop"
-    params, overrides = project(tmp_path, experiment)
-    r = run(cli("crop", params=params, overrides=overrides), cwd=tmp_path, check=False)
-    assert r.returncode == 1 and "manifest.parquet does not exist" in r.stderr, r.stderr
-    assert statuses(experiment, "crop") == ["FAILED"]
+def test_a_kill_while_the_mlflow_store_is_made_leaves_none_or_a_whole_one(tmp_path):
+    """MLflow makes a new SQLite store one migration at a time (seconds); a kill in between used to leave
+    a file every later run refused ("table ... already exists")."""
+    import sqlite3
+
+    from mlflow.tracking import MlflowClient
+
+    store = tmp_path / "store" / "mlflow.db"
+    store.parent.mkdir()
+    uri = f"sqlite:///{store}"
+    params, overrides = project(tmp_path, "faults-new-store")
+    point = rng("store-kill").uniform(0.1, 0.8)
+    seen: list[float] = []
+
+    def making() -> bool:
+        if any(p.name.startswith(store.name) or p.name.startswith(f".{store.name}.") for p in store.parent.iterdir()):
+            seen.append(time.monotonic())
+            return seen[-1] - seen[0] >= point
+        return False
+
+    k = kill_when(cli("scrape", params=params, overrides=overrides), making, cwd=tmp_path, MLFLOW_TRACKING_URI=uri)
+    assert not k.finished, k.stderr
+    whole = store.exists() and "alembic_version" in {
+        t for (t,) in sqlite3.connect(store).execute("select name from sqlite_master where type='table'")}
+    assert not (whole and sqlite3.connect(store).execute("select count(*) from alembic_version").fetchone()[0]), \
+        "the kill came after the store was made: the test would prove nothing"
+
+    r = run(cli("scrape", params=params, overrides=overrides), cwd=tmp_path, check=False, MLFLOW_TRACKING_URI=uri)
+    assert r.returncode == 0, r.stderr[-3000:]
+    exp = MlflowClient(uri).get_experiment_by_name("faults-new-store")
+    assert [x.info.status for x in MlflowClient(uri).search_runs([exp.experiment_id])] == ["FINISHED"]
+    assert stray_tmp(store.parent) == []
 
 
 def live_writer(path: Path) -> subprocess.Popen:

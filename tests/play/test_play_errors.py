@@ -6,22 +6,12 @@ from __future__ import annotations
 
 import base64
 import shutil
-import struct
-import zlib
 
 import pytest
 import requests
 
+from fakes.bomb import png_declaring
 from fakes.play_world import play_server
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A PNG header (signature, IHDR with a valid CRC, an empty IDAT, IEND) that claims width x height."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
 def json_error(r: requests.Response, status: range) -> str:
