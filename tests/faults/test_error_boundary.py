@@ -142,7 +142,7 @@ def full_disk_fails(root: Path, disk: Path, argv: list[str], knob: str, out: Pat
     r = run(cli(*argv, params=root / "params.yaml"), cwd=root, check=False, timeout=300)
     assert r.returncode == 1, r.stderr
     assert "Traceback" not in r.stderr, r.stderr
-    text = paragraph(r.stderr.strip().splitlines()[-1], "is full", f"point {knob} at another disk", str(out))
+    text = paragraph(r.stderr.strip().splitlines()[-1], "is full", f"point {knob} at ", str(out))
     assert text.startswith(f"boorugan {argv[0]}: error: the disk holding "), text
     (disk / "ballast").unlink()
     assert tree(disk) == before
