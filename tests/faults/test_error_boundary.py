@@ -222,7 +222,7 @@ def test_ctrl_c_and_sigterm_end_in_one_line_and_a_killed_run(tmp_path, sig, code
     proc = start(cli("scrape", params=tmp_path / "params.yaml", overrides=overrides), cwd=tmp_path)
     try:
         deadline = time.monotonic() + 120
-        while not (raw.is_dir() and len(list(raw.glob("*.png"))) >= 20):
+        while not (raw.is_dir() and len(list(raw.rglob("*.png"))) >= 20):  # (staged or in place)
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()
             time.sleep(0.02)
         os.killpg(proc.pid, sig)  # as a terminal's Ctrl-C (the whole group) or a scheduler's stop

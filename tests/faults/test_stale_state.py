@@ -43,11 +43,12 @@ def project(root: Path, experiment: str, *extra: str) -> tuple[Path, list[str]]:
 
 
 def writing(folder: Path, suffix: str, at_least: int):
-    """A kill point: ``at_least`` files of ``suffix`` written and a write under way (its temporary file)."""
+    """A kill point: ``at_least`` files of ``suffix`` written (in ``folder`` or a staging folder inside
+    it) and a write under way (its temporary file)."""
     def now() -> bool:
         if not folder.is_dir():
             return False
-        names = [p.name for p in folder.iterdir()]
+        names = [p.name for p in folder.rglob("*")]
         return sum(n.endswith(suffix) for n in names) >= at_least and any(n.endswith(".tmp") for n in names)
     return now
 
