@@ -19,6 +19,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+MAX_NZ = 4096
+NZ_WHY = "at most 4096: StyleGAN's is 512"
+
 
 class NetParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -31,9 +34,10 @@ class DCGANNet(NetParams):
     v2; ``d_bn_first`` puts BatchNorm on every D layer, the first included (variant v1).
     """
 
-    nz: int = Field(100, ge=1)
-    ngf: int = Field(64, ge=1)
-    ndf: int = Field(64, ge=1)
+    nz: int = Field(100, ge=1, le=MAX_NZ, description=f"latent size ({NZ_WHY})")
+    ngf: int = Field(64, ge=1, le=1024, description="G's width: its first layer has 8 x ngf channels (at most 1024: "
+                     "that layer's weights alone are then 2 GB; the DCGAN paper used 128)")
+    ndf: int = Field(64, ge=1, le=1024, description="D's width: its last conv has 8 x ndf channels (at most 1024, as ngf)")
     extra_layers: int = Field(0, ge=0, le=8)
     g_act: Literal["relu", "leaky"] = "relu"
     d_bn_first: bool = False
@@ -42,8 +46,9 @@ class DCGANNet(NetParams):
 class MLPNet(NetParams):
     """Fully connected G and D (the seeds' "basic GAN"; CGAN of Mirza and Osindero when conditioned)."""
 
-    nz: int = Field(100, ge=1)
-    hidden: int = Field(256, ge=1, description="width of the first hidden layer; doubles per layer in G")
+    nz: int = Field(100, ge=1, le=MAX_NZ, description=f"latent size ({NZ_WHY})")
+    hidden: int = Field(256, ge=1, le=4096, description="width of the first hidden layer; doubles per layer in G (at "
+                        "most 4096: G's last layer then has up to 131,072 units, 1.6e9 weights at 64 px)")
     layers: int = Field(3, ge=1, le=6, description="hidden layers in each of G and D")
     dropout: float = Field(0.3, ge=0, lt=1, description="dropout in D (Goodfellow et al. used it)")
     d_labels: Literal["joint", "projection"] = Field(
@@ -55,8 +60,9 @@ class MLPNet(NetParams):
 class Sketch2ImageNet(NetParams):
     """GEN_1: 7x7 conv, ``blocks`` residual blocks, 7x7 conv + tanh; PatchGAN D of 3 convs."""
 
-    ngf: int = Field(32, ge=1)
-    ndf: int = Field(64, ge=1)
+    ngf: int = Field(32, ge=1, le=1024, description="G's width: every residual block runs ngf channels at "
+                     "full resolution (at most 1024: 64 faces of 64 px then take 1 GB per activation)")
+    ndf: int = Field(64, ge=1, le=1024, description="D's width (at most 1024, as ngf)")
     blocks: int = Field(6, ge=0, le=16)
 
 
@@ -65,11 +71,13 @@ class R3GANNet(NetParams):
     channels per group, nz 64 (models/r3gan.py). Defaults here are that preset; params.yaml's entries
     choose narrower nets that train in reasonable time on one GPU or a CPU."""
 
-    nz: int = Field(64, ge=1)
-    width: int = Field(768, ge=8, description="channels per stage up to 32 px, halved per doubling above")
+    nz: int = Field(64, ge=1, le=MAX_NZ, description=f"latent size ({NZ_WHY})")
+    width: int = Field(768, ge=8, le=4096, description="channels per stage up to 32 px, halved per doubling above (at "
+                       "most 4096: 5x the paper's FFHQ-64 preset, with up to 8x that inside each block)")
     blocks: int = Field(2, ge=1, le=8, description="residual blocks per resolution")
     expansion: int = Field(2, ge=1, le=8, description="inverted bottleneck: inner width = expansion x width")
-    group_width: int = Field(16, ge=1, description="channels per group of the grouped 3x3 conv")
+    group_width: int = Field(16, ge=1, le=4096, description="channels per group of the grouped 3x3 conv (at most "
+                             "4096, as width)")
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,9 @@ def family(arch: str) -> str:
     return ARCHS[arch].family
 
 
+BOUNDS = ("less_than_equal", "less_than", "greater_than_equal", "greater_than")
+
+
 def validate_net(arch: str, net: dict[str, Any]) -> dict[str, Any]:
     """Fill defaults and check ``net`` against the arch's params; errors name the bad key."""
     try:
@@ -107,5 +118,7 @@ def validate_net(arch: str, net: dict[str, Any]) -> dict[str, Any]:
             if err["type"] == "extra_forbidden":
                 msgs.append(f"unknown key net.{key} for arch {arch!r} (allowed: {', '.join(ARCHS[arch].net.model_fields)})")
             else:
-                msgs.append(f"net.{key} = {err.get('input')!r}: {err['msg']}")
+                field = ARCHS[arch].net.model_fields.get(str(err["loc"][0])) if err["loc"] else None
+                why = f"; {field.description}" if field is not None and field.description and err["type"] in BOUNDS else ""
+                msgs.append(f"net.{key} = {err.get('input')!r}: {err['msg']}{why}")
         raise ValueError("; ".join(msgs)) from None

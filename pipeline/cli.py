@@ -6,11 +6,15 @@ Nothing heavy is imported before a command runs, so ``--help`` answers at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterator
 
 from pipeline.stages import BY_NAME, STAGES
+
+DEBUG_HELP = "on a failure, show the traceback too (also BOORUGAN_DEBUG=1)"
 
 
 class _ParamsOrShow(argparse.Action):
@@ -31,6 +35,7 @@ def _common(p: argparse.ArgumentParser, bare_params: bool = False) -> None:
         p.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
     p.add_argument("-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a param for this run, e.g. -S train.models.dcgan.lr=1e-4 (repeatable)")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
 
 
 def run(stage: str, params, model: str | None = None):
@@ -120,8 +125,28 @@ def _sample(args, params) -> None:
     print(f"sample@{args.model}: {path}")
 
 
+SAMPLE_MAX_N = 1024
+SAMPLE_N_WHY = ("a grid is one PNG, 8 faces a row, drawn in memory: 1024 faces of 1024 px take 13 GB as floats; "
+                "for more faces run sample again with another --seed")
+
+
+def _bounded(low: int, high: int, why: str) -> Callable[[str], int]:
+    """An argparse type: an integer in low..high, else a message with the bound's reason."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high} ({why})")
+        return value
+
+    return parse
+
+
 def _sample_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--n", type=int, default=64, help="how many faces (default: %(default)s)")
+    p.add_argument("--n", type=_bounded(1, SAMPLE_MAX_N, SAMPLE_N_WHY), default=64,
+                   help=f"how many faces, 1..{SAMPLE_MAX_N} (default: %(default)s)")
     p.add_argument("--tags", default="", help='conditional models: comma-separated, e.g. "blue hair,green eyes"')
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sketch", default=None, help="sketch2image: a line drawing to colour")
@@ -205,6 +230,7 @@ EXTRA_ARGS: dict[str, Callable[[argparse.ArgumentParser], None]] = {"sample": _s
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="boorugan", description="Danbooru faces to GANs: the pipeline's stages.")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="<stage>")
     for name, (help_text, _, takes_model) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -215,18 +241,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` in this process, so it unwinds like Ctrl-C (MLflow runs end
+    KILLED, temporary files go); a forked worker (crop's pool) still dies at once, as by default."""
+    import os
+    import signal
+    import threading
+
+    from pipeline.core.failures import Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    owner = os.getpid()
+
+    def _raise(signum, frame):
+        if os.getpid() != owner:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The one error boundary: whatever fails becomes one paragraph on stderr (what and what to do)
+    and a non-zero exit code (pipeline/core/failures.py); ``--debug`` adds the traceback."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from pipeline.core.errors import StageError
-    from pipeline.params import ParamsError, load_params
+    from pipeline.core.failures import EXIT_INTERRUPTED, EXIT_TERMINATED, debug_wanted, explain
 
+    params = None
     try:
-        params = load_params(args.params, args.overrides)
-        if COMMANDS[args.command][2]:
-            params.model(args.model)
-        COMMANDS[args.command][1](args, params)
-    except (ParamsError, StageError, FileNotFoundError) as e:
-        print(f"boorugan {args.command}: error: {e}", file=sys.stderr)
-        return 2 if isinstance(e, ParamsError) else 1
+        with _sigterm_unwinds():
+            from pipeline.params import load_params
+
+            params = load_params(args.params, args.overrides)
+            if COMMANDS[args.command][2]:
+                params.model(args.model)
+            COMMANDS[args.command][1](args, params)
+    except (SystemExit, GeneratorExit):
+        raise
+    except BaseException as e:  # noqa: BLE001 - the boundary: every failure gets its paragraph
+        failure = explain(e, args.command, params, getattr(args, "model", None))
+        if debug_wanted(args.debug):
+            traceback.print_exception(e)
+        kind = "" if failure.code in (EXIT_INTERRUPTED, EXIT_TERMINATED) else "error: "
+        print(f"boorugan {args.command}: {kind}{failure.message}", file=sys.stderr)
+        return failure.code
     return 0

@@ -23,6 +23,15 @@ from pydantic import (
 )
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "gif", "bmp")
+# Upper bounds no real run reaches: they stop a typo (1e12 for 1e4) before it allocates or runs for ages.
+# Their reasons go into the fields' descriptions, which a bound's error message quotes.
+BATCH_WHY = "BigGAN's 2048 is the largest GAN batch published; 16,384 64 px faces take 200 MB per tensor"
+MAX_STEPS = 100_000_000
+STEPS_WHY = ("at most 1e8: 100x the longest published GAN trainings (about 1e6 steps); at 330 steps/s, DCGAN at batch "
+             "128 with the fast path on an H200, 1e8 steps take 3.5 days")
+MAX_IMAGES_SHOWN = 10_000_000_000
+IMAGES_WHY = ("at most 1e10: 400x the 25 million of StyleGAN2-ADA's longest runs; 42 hours at the fastest rate measured "
+              "here, 66,000 images/s")
 
 
 class ParamsError(ValueError):
@@ -49,8 +58,9 @@ class PathsParams(Strict):
 
 
 class ToySource(Strict):
-    count: int = Field(512, ge=1, le=1_000_000)
-    size: int = Field(64, ge=16, le=1024)
+    count: int = Field(512, ge=1, le=1_000_000, description="pictures to draw (at most 1,000,000: toy faces are for "
+                       "trying the pipeline, and train holds every face in memory)")
+    size: int = Field(64, ge=16, le=1024, description="side in px (16..1024, as crop.size)")
     seed: int = 0
 
 
@@ -65,7 +75,8 @@ class DanbooruSource(Strict):
     base_url: str = Field("https://danbooru.donmai.us", description="any Danbooru-compatible site or mirror")
     tags: str = Field("", description="search tags, space-separated, e.g. '1girl solo'")
     ratings: list[str] = Field(default_factory=lambda: ["g"], description="subset of g, s, q, e")
-    limit: int = Field(1000, ge=1, description="backfill: posts to hold for this search; incremental: most new posts per run")
+    limit: int = Field(1000, ge=1, le=100_000_000, description="backfill: posts to hold for this search; incremental: "
+                       "most new posts per run (at most 1e8: Danbooru holds under 1e7 posts)")
     min_width: int = Field(0, ge=0)
     min_height: int = Field(0, ge=0)
     extensions: list[str] = Field(default_factory=lambda: ["jpg", "png", "webp", "avif"])
@@ -143,7 +154,8 @@ class ScrapeParams(Strict):
     folder_labels: str | None = Field("labels.csv", description="a CSV in scrape.folder: a file column (path in the folder) "
                                       "then attribute columns or tags; read when present; null: never")
     extensions: list[str] = Field(default_factory=lambda: ["jpg", "jpeg", "png", "webp", "gif"])
-    max_pixels: int = Field(89_478_485, ge=1, description="decompression-bomb limit (Pillow's default)")
+    max_pixels: int = Field(89_478_485, ge=1, le=1_000_000_000, description="decompression-bomb limit (Pillow's "
+                            "default; at most 1e9: one such picture takes 3 GB to decode)")
     toy: ToySource = Field(default_factory=ToySource)
     danbooru: DanbooruSource = Field(default_factory=DanbooruSource)
 
@@ -168,7 +180,8 @@ class CropParams(Strict):
     """How faces are found and cut; see pipeline/crop/stage.py and pipeline/crop/geometry.py."""
 
     detector: Literal["animeface", "lbpcascade", "ensemble", "none"] = "animeface"
-    size: int = Field(64, ge=8, le=1024, description="output side in px (64 default; 128, 256 for bigger GANs)")
+    size: int = Field(64, ge=8, le=1024, description="output side in px (64 default; 128, 256 for bigger GANs; at "
+                      "most 1024: train holds every face in memory, 3 MB each at 1024 px)")
     margin: float = Field(1.5, ge=1.0, le=4.0, description="square side = margin x the longer box side")
     min_score: float = Field(0.5, ge=0.0, le=1.0)
     min_face: int = Field(24, ge=1, description="px in the source image; smaller faces are dropped")
@@ -196,11 +209,12 @@ class CropParams(Strict):
 class FeatureNetParams(Strict):
     """Self-supervised (rotation prediction) feature network for the offline Fréchet distance."""
 
-    epochs: int = Field(10, ge=1)
-    max_images: int = Field(5000, ge=8)
-    batch_size: int = Field(128, ge=2)
+    epochs: int = Field(10, ge=1, le=10_000, description="at most 10,000: the features settle within tens")
+    max_images: int = Field(5000, ge=8, le=1_000_000, description="at most 1,000,000 (held in memory)")
+    batch_size: int = Field(128, ge=2, le=16_384, description=f"at most 16,384: {BATCH_WHY}")
     lr: float = Field(1e-3, gt=0)
-    width: int = Field(64, ge=4, description="channels of the first conv; features are 8x this")
+    width: int = Field(64, ge=4, le=1024, description="channels of the first conv; features are 8x this (at most "
+                       "1024: 8192-d features, 16x those of Inception's 512)")
     seed: int = 0
 
 
@@ -215,19 +229,20 @@ class InceptionParams(Strict):
                                                        "default $BOORUGAN_CACHE/inception/<file name>")
     download: bool = Field(True, description="fetch missing weights on first use; false: report the metrics unavailable")
     retries: int = Field(1, ge=0)
-    kid_subsets: int = Field(100, ge=1)
-    kid_subset_size: int = Field(1000, ge=2, description="clamped to the smaller set")
-    isc_splits: int = Field(10, ge=1)
-    prc_neighborhood: int = Field(3, ge=1, description="k of Kynkäänniemi et al. precision/recall")
+    kid_subsets: int = Field(100, ge=1, le=10_000, description="at most 10,000 (the reference uses 100)")
+    kid_subset_size: int = Field(1000, ge=2, le=200_000, description="clamped to the smaller set (at most "
+                                 "200,000, as evaluate.num_samples)")
+    isc_splits: int = Field(10, ge=1, le=1000, description="at most 1000 (the reference uses 10)")
+    prc_neighborhood: int = Field(3, ge=1, le=1000, description="k of Kynkäänniemi et al. precision/recall (at most 1000)")
 
 
 class C2STParams(Strict):
     """Classifier two-sample test on the ssl features: fixed budget so runs compare."""
 
     test_fraction: float = Field(0.3, gt=0, lt=1)
-    max_per_class: int = Field(2000, ge=4)
-    steps: int = Field(300, ge=1, description="full-batch Adam steps of the MLP")
-    hidden: int = Field(64, ge=1)
+    max_per_class: int = Field(2000, ge=4, le=200_000, description="at most 200,000, as evaluate.num_samples")
+    steps: int = Field(300, ge=1, le=1_000_000, description="full-batch Adam steps of the MLP (at most 1e6)")
+    hidden: int = Field(64, ge=1, le=16_384, description="at most 16,384 units")
     lr: float = Field(1e-2, gt=0)
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
 
@@ -235,7 +250,8 @@ class C2STParams(Strict):
 class DiversityParams(Strict):
     near_duplicate_quantile: float = Field(0.01, gt=0, lt=1, description="a sample is a near-duplicate when its nearest "
                                            "other sample is closer than this quantile of real faces' nearest-neighbour distances")
-    max_samples: int = Field(2000, ge=4)
+    max_samples: int = Field(2000, ge=4, le=20_000, description="at most 20,000: every pair is compared, 2e8 "
+                             "distances of 12,288 values at 20,000 faces of 64 px")
 
 
 # The names of pipeline.evaluate.metrics.registry.METRICS (a test keeps the two equal): spelled
@@ -245,8 +261,9 @@ MetricName = Literal["ssl_fd", "ssl_kid", "c2st", "diversity", "inception", "att
 
 class EvaluateParams(Strict):
     metrics: list[str] = Field(default_factory=lambda: ["ssl_fd"], description="names from pipeline.evaluate.metrics.registry")
-    num_samples: int = Field(5000, ge=2, description="generated faces compared with the real set")
-    batch_size: int = Field(256, ge=1)
+    num_samples: int = Field(5000, ge=2, le=200_000, description="generated faces compared with the real set (at most "
+                             "200,000: 4x FID's customary 50,000; every face is held in memory)")
+    batch_size: int = Field(256, ge=1, le=16_384, description=f"at most 16,384: {BATCH_WHY}")
     seed: int = 0
     use_ema: bool = True
     every_epochs: int | None = Field(None, ge=1, description="also evaluate runs/<model>/checkpoints/epoch_<N>.pt for N "
@@ -300,9 +317,11 @@ class ModelSpec(Strict):
     """
 
     arch: str
-    epochs: int = Field(5, ge=0)
-    steps: int | None = Field(None, ge=1, description="stop after this many steps (overrides epochs)")
-    batch_size: int = Field(64, ge=1)
+    epochs: int = Field(5, ge=0, le=1_000_000, description="passes over the faces (at most 1e6; for longer runs on few "
+                        "faces set steps)")
+    steps: int | None = Field(None, ge=1, le=MAX_STEPS, description=f"stop after this many steps (overrides epochs; "
+                              f"{STEPS_WHY})")
+    batch_size: int = Field(64, ge=1, le=16_384, description=f"faces per step (at most 16,384: {BATCH_WHY})")
     lr: float = Field(2e-4, gt=0)
     beta1: float = Field(0.5, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
@@ -377,8 +396,10 @@ class TrainBudget(Strict):
     """How long a model whose entry sets no ``steps`` trains, in images shown, by the device it runs
     on: a GPU has the time to draw faces, a CPU keeps ``dvc repro`` short (each entry's epochs)."""
 
-    cpu: int | None = Field(None, ge=1, description="images shown on a CPU; null: each model's epochs")
-    cuda: int | None = Field(500_000, ge=1, description="images shown on a GPU; null: each model's epochs")
+    cpu: int | None = Field(None, ge=1, le=MAX_IMAGES_SHOWN, description=f"images shown on a CPU; null: each model's "
+                            f"epochs ({IMAGES_WHY})")
+    cuda: int | None = Field(500_000, ge=1, le=MAX_IMAGES_SHOWN, description=f"images shown on a GPU; null: each "
+                             f"model's epochs ({IMAGES_WHY})")
 
     def steps_for(self, device_type: str, batch: int) -> int | None:
         images = getattr(self, device_type, None)
@@ -390,7 +411,7 @@ class TrainParams(Strict):
     budget: TrainBudget = Field(default_factory=TrainBudget)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
-    num_threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's)")
+    num_threads: int | None = Field(None, ge=1, le=4096, description="torch CPU threads (default: torch's)")
     resume: Literal["auto", "never"] = Field("auto", description="auto: continue from runs/<model>/checkpoint.pt when it fits")
     on_damaged: Literal["restart", "stop"] = Field(
         "restart", description="a runs/<model>/checkpoint.pt that does not load (truncated, not ours, refused because it "
@@ -489,7 +510,8 @@ class TagParams(Strict):
     download: bool = Field(True, description="download missing weights from the release URLs")
     checksums: dict[str, str] = Field(default_factory=dict, description="file name -> sha256, checked after download")
     threshold: float = Field(0.25, ge=0.0, le=1.0, description="general tags with p > threshold are listed")
-    batch_size: int = Field(32, ge=1)
+    batch_size: int = Field(32, ge=1, le=4096, description="faces per forward pass of the 224 px tagger (at most "
+                            "4096: 2.4 GB of input alone)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     half: bool = Field(True, description="fp16 on the GPU (never on CPU)")
     num_threads: int | None = Field(None, ge=1)
@@ -579,14 +601,25 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     """``a.b.c=value`` -> (["a", "b", "c"], value), the value parsed as YAML (so 3, 1e-3, true, [a, b])."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise ParamsError(f"override {text!r} is not of the form key.sub=value")
-    value = yaml.safe_load(raw) if raw.strip() else ""
+        raise ParamsError(f"override -S {text!r} is not of the form key.sub=value "
+                          f"(e.g. -S train.models.dcgan.lr=1e-4)")
+    keys = key.strip().split(".")
+    if not all(k.strip() for k in keys):
+        raise ParamsError(f"override -S {text!r}: the key {key.strip()!r} has an empty part; "
+                          "spell it as section.knob, e.g. train.models.dcgan.lr")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:
+        why = " ".join(str(getattr(e, "problem", None) or e).split())
+        raise ParamsError(f"override -S {text!r}: the value {raw!r} is not valid YAML ({why}); write a number, "
+                          "a word, [a, b] or {key: value} with its brackets and quotes closed, e.g. "
+                          "-S 'train.enabled=[dcgan, acgan]'") from None
     if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string; the command line means a number
         try:
             value = float(value) if any(c in value for c in ".eE") else value
         except ValueError:
             pass
-    return key.strip().split("."), value
+    return [k.strip() for k in keys], value
 
 
 def apply_override(tree: dict, keys: list[str], value: Any) -> None:
@@ -615,7 +648,43 @@ def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     return sorted(getattr(cls, "model_fields", {}))
 
 
-def format_validation_error(err: ValidationError, source: str) -> str:
+def _field_at(loc: tuple) -> tuple[Any, Any]:
+    """(the pydantic FieldInfo at ``loc``, the params class expected there or None); keys of a dict
+    field, such as a model's name, are stepped over."""
+    from typing import get_origin
+
+    cls: Any = Params
+    info = None
+    parts = list(loc)
+    while parts:
+        fields = getattr(cls, "model_fields", None)
+        if not fields or parts[0] not in fields:
+            return None, None
+        info = fields[parts.pop(0)]
+        ann = info.annotation
+        if get_origin(ann) is dict and parts:
+            parts.pop(0)
+            ann = get_args(ann)[1]
+        cls = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+        if cls is None and parts:
+            return None, None
+    return info, cls
+
+
+BOUND_ERRORS = ("less_than_equal", "less_than", "greater_than_equal", "greater_than", "too_long", "too_short")
+
+
+def _set_by(key: str, overrides: tuple[str, ...]) -> str | None:
+    """The override that set ``key`` (or a mapping above it), for the message."""
+    found = None
+    for text in overrides:
+        k = text.partition("=")[0].strip()
+        if key == k or key.startswith(k + ".") or k.startswith(key + "."):
+            found = text
+    return found
+
+
+def format_validation_error(err: ValidationError, source: str, overrides: tuple[str, ...] = ()) -> str:
     lines = [f"invalid params in {source}:"]
     for e in err.errors():
         loc = tuple(str(p) for p in e["loc"])
@@ -628,8 +697,17 @@ def format_validation_error(err: ValidationError, source: str) -> str:
                 msg += f" (did you mean {'.'.join(loc[:-1] + (hint[0],))!r}?)"
             if allowed:
                 msg += f"; allowed here: {', '.join(allowed)}"
+        elif e["type"] in ("model_type", "model_attributes_type", "dict_type"):
+            msg = f"{key} = {e.get('input')!r}: must be a mapping of knobs (key: value), not {type(e.get('input')).__name__}"
+            if (cls := _field_at(loc)[1]) is not None:
+                msg += f"; its knobs: {', '.join(cls.model_fields)}"
         else:
             msg = f"{key} = {e.get('input')!r}: {e['msg']}"
+            info = _field_at(loc)[0] if e["type"] in BOUND_ERRORS else None
+            if info is not None and info.description:
+                msg += f"; {info.description}"
+        if by := _set_by(key, tuple(overrides)):
+            msg += f" [from -S {by}]"
         lines.append(f"  - {msg}")
     return "\n".join(lines)
 
@@ -640,9 +718,12 @@ def load_params(path: str | Path = "params.yaml", overrides: list[str] | tuple[s
     if not path.exists():
         raise ParamsError(f"params file {path} does not exist (run from the repository root, or pass --params)")
     try:
-        tree = yaml.safe_load(path.read_text()) or {}
+        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise ParamsError(f"{path} is not valid YAML: {e}") from None
+    except (OSError, UnicodeDecodeError) as e:  # a folder, no permission, not text
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise ParamsError(f"params file {path} cannot be read ({why}); pass a YAML file with --params") from None
     if not isinstance(tree, dict):
         raise ParamsError(f"{path} must hold a mapping of sections (scrape:, crop:, ...), got {type(tree).__name__}")
     for text in overrides:
@@ -652,4 +733,4 @@ def load_params(path: str | Path = "params.yaml", overrides: list[str] | tuple[s
         return Params.model_validate(tree)
     except ValidationError as e:
         source = str(path) + (" with overrides " + " ".join(overrides) if overrides else "")
-        raise ParamsError(format_validation_error(e, source)) from None
+        raise ParamsError(format_validation_error(e, source, tuple(overrides))) from None

@@ -14,14 +14,43 @@ STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js",
           "/app.css": ("app.css", "text/css; charset=utf-8")}
 
 
-def local_app(title: str, host: str, package: str):
+def error_status(exc: BaseException, command: str) -> tuple[int, str]:
+    """(HTTP status, message) for a failure no endpoint expected: the CLI's own paragraph
+    (pipeline/core/failures.py), as a 507 for a full disk, 503 for memory, 413 for a picture too
+    large, 500 otherwise."""
+    from pipeline.core.failures import explain
+
+    message = explain(exc, command).message
+    low = message.lower()
+    status = (507 if "is full" in low else 503 if "out of memory" in low
+              else 413 if "decompression bomb" in low else 500)
+    return status, message
+
+
+def local_app(title: str, host: str, package: str, command: str = "page"):
     """A FastAPI app serving ``package``'s static/ files; on a loopback ``host`` it answers only
-    requests addressed to loopback names; HTTP errors come back as ``{"error": ...}``."""
+    requests addressed to loopback names; every error comes back as ``{"error": ...}`` JSON, an
+    unexpected one too (``command`` names the page in its message), never as a plain-text 500."""
+    import logging
+
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse, Response
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
+    from pipeline.core.failures import debug_wanted
+
+    log = logging.getLogger(package)
     app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.middleware("http")
+    async def _json_errors(request, call_next):
+        try:
+            return await call_next(request)
+        except Exception as e:  # noqa: BLE001 - the page's error boundary
+            status, message = error_status(e, command)
+            log.error("%s %s: %s", request.method, request.url.path, message, exc_info=debug_wanted())
+            return JSONResponse({"error": message}, status_code=status)
+
     if host in LOOPBACK:
         from starlette.middleware.trustedhost import TrustedHostMiddleware
 

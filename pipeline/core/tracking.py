@@ -6,6 +6,7 @@ mlflow is imported only here and only when a run starts (2.4 s), never by the tr
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import subprocess
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from typing import Any
 
 from pipeline.params import Params
 
+log = logging.getLogger(__name__)
 PIPELINE_RUN_ENV = "BOORUGAN_PIPELINE_RUN"
 PARENT_RUN_ENV = "BOORUGAN_PARENT_RUN"  # an MLflow run id: stage runs nest under it (a flow run's run)
 
@@ -31,6 +33,35 @@ def repo_root(start: Path | None = None) -> Path:
 
 def tracking_uri(params: Params, root: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.tracking_uri or f"sqlite:///{root / 'mlflow.db'}"
+
+
+def ensure_store(uri: str, root: Path) -> None:
+    """A SQLite store that does not exist yet is created whole under a temporary name, then renamed
+    into place: MLflow creates its tables one migration at a time, and a kill in the middle would leave
+    a file that every later run refuses ("table ... already exists"). Other stores are left to MLflow."""
+    import fcntl
+    import hashlib
+
+    from pipeline.core.atomic import atomic_path, sweep_stale_tmp
+    from pipeline.core.cache import cache_dir
+
+    if not uri.startswith("sqlite:///"):
+        return
+    path = Path(uri[len("sqlite:///"):])
+    if path.exists() or str(path) == ":memory:":
+        return
+    locks = cache_dir() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"mlflow-{hashlib.md5(str(path.resolve()).encode()).hexdigest()[:16]}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two stages starting at once on a new store: one creates it
+        if path.exists():
+            return
+        sweep_stale_tmp(path.parent, names=[path.name])
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        with atomic_path(path) as tmp:
+            store = SqlAlchemyStore(f"sqlite:///{tmp}", str(root / "mlruns"))
+            store.engine.dispose()
 
 
 def git_commit(root: Path) -> str | None:
@@ -65,6 +96,50 @@ def _experiment_id(mlflow, name: str, root: Path) -> str:
         return exp.experiment_id
 
 
+HOST_TAG, PID_TAG = "host", "pid"  # who opened a run: its process on its host
+
+
+def owner_tags() -> dict[str, str]:
+    from pipeline.core.procs import this_host
+
+    return {HOST_TAG: this_host(), PID_TAG: str(os.getpid())}
+
+
+def close_dead_runs(client, exp_id: str, stage: str, model: str | None = None) -> list[str]:
+    """End as KILLED the runs of ``stage`` (and ``model``) left RUNNING on this host by a process that
+    is gone (a kill -9, a power cut): nothing else would ever close them. Returns their ids."""
+    from pipeline.core.procs import this_host, writer_gone
+
+    query = (f"tags.stage = '{stage}' and attributes.status = 'RUNNING' and tags.{HOST_TAG} = '{this_host()}'"
+             + (f" and tags.model = '{model}'" if model else ""))
+    closed = []
+    for run in client.search_runs([exp_id], filter_string=query, max_results=1000):
+        pid = run.data.tags.get(PID_TAG, "")
+        if pid.isdigit() and writer_gone(run.data.tags.get(HOST_TAG), int(pid)):
+            client.set_tag(run.info.run_id, "killed_reason", f"process {pid} ended without closing the run; "
+                           f"closed by the next {stage} start (pid {os.getpid()})")
+            client.set_terminated(run.info.run_id, "KILLED")
+            closed.append(run.info.run_id)
+    if closed:
+        log.info("%s: marked %d run(s) of a killed %s process KILLED in MLflow", stage, len(closed), stage)
+    return closed
+
+
+def _close_dead_quietly(mlflow, exp_id: str, stage: str, model: str | None) -> None:
+    """Closing old runs never stops a stage (a store that refuses the search is only logged)."""
+    try:
+        close_dead_runs(mlflow.tracking.MlflowClient(), exp_id, stage, model)
+    except Exception as e:  # noqa: BLE001
+        log.warning("%s: could not close runs of killed processes in MLflow (%s)", stage, e)
+
+
+def _interrupted(e: BaseException) -> bool:
+    """Ctrl-C, or SIGTERM as the CLI raises it: a run stopped from outside."""
+    from pipeline.core.failures import Terminated
+
+    return isinstance(e, (KeyboardInterrupt, Terminated))
+
+
 @contextlib.contextmanager
 def stage_run(stage: str, params: Params, logged: dict[str, Any], tags: dict[str, str] | None = None,
               run_name: str | None = None) -> Iterator[Any]:
@@ -75,9 +150,11 @@ def stage_run(stage: str, params: Params, logged: dict[str, Any], tags: dict[str
     import mlflow
 
     root = repo_root()
+    ensure_store(tracking_uri(params, root), root)
     mlflow.set_tracking_uri(tracking_uri(params, root))
     exp_id = _experiment_id(mlflow, params.tracking.experiment, root)
-    all_tags = {"stage": stage, **(tags or {})}
+    _close_dead_quietly(mlflow, exp_id, stage, (tags or {}).get("model"))
+    all_tags = {"stage": stage, **(tags or {}), **owner_tags()}
     if commit := git_commit(root):
         all_tags["git_commit"] = commit
     if pipeline_run := os.environ.get(PIPELINE_RUN_ENV):
@@ -89,7 +166,12 @@ def stage_run(stage: str, params: Params, logged: dict[str, Any], tags: dict[str
         items = list(flat.items())
         for i in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
             mlflow.log_params(dict(items[i:i + 100]))
-        yield mlflow
+        try:
+            yield mlflow
+        except BaseException as e:
+            if _interrupted(e):  # Ctrl-C or SIGTERM: KILLED, as MLflow says of a run stopped from outside
+                mlflow.end_run("KILLED")
+            raise  # anything else: start_run's exit ends it FAILED
 
 
 @contextlib.contextmanager
@@ -102,12 +184,14 @@ def parent_run(params: Params, name: str, tags: dict[str, str]) -> Iterator[str 
     from mlflow.tracking import MlflowClient
 
     root = repo_root()
+    ensure_store(tracking_uri(params, root), root)
     client = MlflowClient(tracking_uri(params, root))
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri(params, root))
     exp_id = _experiment_id(mlflow, params.tracking.experiment, root)
-    all_tags = {"stage": "flow", "mlflow.runName": name, **tags}
+    _close_dead_quietly(mlflow, exp_id, "flow", None)
+    all_tags = {"stage": "flow", "mlflow.runName": name, **tags, **owner_tags()}
     if commit := git_commit(root):
         all_tags["git_commit"] = commit
     run = client.create_run(exp_id, tags=all_tags, run_name=name)
@@ -118,6 +202,10 @@ def parent_run(params: Params, name: str, tags: dict[str, str]) -> Iterator[str 
     try:
         yield run_id
         status = "FINISHED"
+    except BaseException as e:
+        if _interrupted(e):
+            status = "KILLED"
+        raise
     finally:
         if previous is None:
             os.environ.pop(PARENT_RUN_ENV, None)

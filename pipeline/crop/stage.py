@@ -291,8 +291,10 @@ def _crop(params: CropParams, manifest, raw: Path, out: Path, map_shards, shards
 
 def run_crop(params, map_shards=None, shards: int = 1) -> CropResult:
     """The stage as the CLI, DVC and Prefect run it: crop, then record the counts in MLflow."""
+    from pipeline.core.atomic import sweep_outputs
     from pipeline.core.tracking import stage_run
 
+    sweep_outputs(params.paths.faces)  # temporaries a killed run left
     with stage_run("crop", params, params.crop.model_dump()) as mlflow:
         result = crop(params.crop, params.paths.raw, params.paths.faces, map_shards, shards)
         if mlflow:

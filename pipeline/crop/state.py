@@ -40,7 +40,8 @@ FACE_FILE = re.compile(r"^[0-9a-f]{16}_\d+(\.[0-9a-f]{8})?\.(png|webp|jpg)$")
 TABLES = (SOURCES, DUPLICATES)           # staged, then moved in after the index (the commit)
 STAGED = ".next"                         # <table>.next: written before the commit
 RECORD = b"boorugan.crop"                # key of the commit record in the index's Parquet metadata
-TMP = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]{8}\.tmp$")  # pipeline/core/atomic.py's temporary names
+# pipeline/core/atomic.py's temporary names: .<name>[.<pid>@<host>].<random>.tmp (older writers had no pid@host)
+TMP = re.compile(r"^\.(?P<name>.+?)(?:\.\d+@[A-Za-z0-9-]+)?\.[A-Za-z0-9_]{8}\.tmp$")
 FULL = (errno.ENOSPC, errno.EDQUOT)
 
 

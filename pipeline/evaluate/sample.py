@@ -16,10 +16,15 @@ from pipeline.params import Params
 
 def load_sketch(path: str | Path, size: int) -> np.ndarray:
     """A user's sketch as 1 x H x W uint8, grey and resized to the model's size."""
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(path) as im:
-        return np.asarray(im.convert("L").resize((size, size), Image.Resampling.LANCZOS))[None]
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("L").resize((size, size), Image.Resampling.LANCZOS))[None]
+    except Image.DecompressionBombError as e:
+        raise ValueError(f"--sketch {path}: {e}; draw or export the sketch smaller (it becomes {size} px)") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise ValueError(f"--sketch {path} cannot be read as a picture ({e}); pass a PNG, JPEG or WebP") from None
 
 
 def sketch_tensor(sketches: np.ndarray):

@@ -139,10 +139,13 @@ def write_status(metrics_dir: str | Path, name: str, unavailable: dict[str, str]
 
 
 def run_evaluate(params: Params, name: str) -> dict[str, Any]:
-    from pipeline.core.atomic import atomic_open, write_json
+    from pipeline.core.atomic import atomic_open, sweep_outputs, write_json
     from pipeline.core.inputs import read_json
+    from pipeline.core.layout import history_path, metrics_path
     from pipeline.core.tracking import log_into_run, stage_run
 
+    m = params.paths.metrics
+    sweep_outputs(metrics_path(m, name), status_path(m, name), history_path(m, name))  # temporaries a killed run left
     train_info = read_json(Path(params.paths.runs) / name / "train.json", made_by=f"train@{name}")
     if train_info.get("skipped"):
         return write_skipped(params, name, train_info["skipped"])

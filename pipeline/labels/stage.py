@@ -262,8 +262,11 @@ def balance_text(balance: dict[str, dict[str, int]]) -> str:
 
 def run_labels(params) -> LabelsResult:
     """The stage as the CLI, DVC and Prefect run it: merge, print the class balance, log it to MLflow."""
+    from pipeline.core.atomic import sweep_outputs
     from pipeline.core.tracking import stage_run
 
+    paths = params.paths
+    sweep_outputs(paths.labels, paths.labels_vocab, paths.label_conflicts)  # temporaries a killed run left
     with stage_run("labels", params, params.labels.model_dump()) as mlflow:
         result = labels(params.labels, params.tag.vocabulary, params.paths)
         print(f"labels: class balance over {result.faces} faces\n{balance_text(result.balance)}")

@@ -9,6 +9,7 @@ row), so a downloaded PNG can be reproduced from the command in its text chunks.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -38,7 +39,24 @@ def _load_generator(path: Path, device):
     ``pipeline.train.checkpoint.DamagedCheckpoint``, a StageError naming the file and what is wrong)."""
     from pipeline.train.checkpoint import load_generator
 
-    return load_generator(path, device, ema=True)
+    with _readable(path):
+        return load_generator(path, device, ema=True)
+
+
+@contextlib.contextmanager
+def _readable(path: Path):
+    """A checkpoint that does not load (truncated, not this project's, refused) is a StageError naming
+    it, which the page answers as JSON, not an error of the page."""
+    from pipeline.core.errors import StageError
+
+    try:
+        yield
+    except StageError:
+        raise
+    except Exception as e:  # noqa: BLE001 - torch's reasons vary (zip reader, unpickler, missing keys)
+        why = " ".join(str(e).split())[:300] or type(e).__name__
+        raise StageError(f"{path} cannot be loaded ({type(e).__name__}: {why}); train the model again "
+                         f"(python -m pipeline train {path.parent.name}) or move the file away") from None
 
 
 def discover(runs_dir: str | Path) -> dict[str, Path]:
@@ -113,17 +131,19 @@ class Models:
             hit = self.infos.get(name)
             if hit and hit[0] == stamp:
                 return hit[1]
-            state = load_state(ckpt, mmap=True)  # the trainer's one loader: a damaged file is a DamagedCheckpoint
-            meta = state["meta"]
             summary_path = ckpt.parent / TRAIN_SUMMARY
             try:
                 summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
             except ValueError:
                 summary = {}
-            info = {"name": name, "family": meta["family"], "arch": meta["arch"], "image_size": meta["image_size"],
-                    "vocab": meta.get("vocab") or {}, "step": int(state.get("step", -1)), "epoch": state.get("epoch"),
-                    "sketch": meta["family"] == "sketch", "ema": state.get("G_ema") is not None,
-                    "mlflow_run_id": summary.get("mlflow_run_id"), "images_per_second": summary.get("images_per_second")}
+            with _readable(ckpt):  # a damaged file: the trainer's DamagedCheckpoint; a file of another shape too
+                state = load_state(ckpt, mmap=True)
+                meta = state["meta"]
+                info = {"name": name, "family": meta["family"], "arch": meta["arch"], "image_size": meta["image_size"],
+                        "vocab": meta.get("vocab") or {}, "step": int(state.get("step", -1)), "epoch": state.get("epoch"),
+                        "sketch": meta["family"] == "sketch", "ema": state.get("G_ema") is not None,
+                        "mlflow_run_id": summary.get("mlflow_run_id"),
+                        "images_per_second": summary.get("images_per_second")}
             info["conditional"] = bool(info["vocab"])
             del state
             self.infos[name] = (stamp, info)
@@ -326,6 +346,9 @@ def read_sketch(picture: bytes, size: int) -> np.ndarray:
                 paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                 im = Image.alpha_composite(paper, rgba)
             grey = im.convert("L").resize((size, size), Image.Resampling.LANCZOS)
+    except Image.DecompressionBombError as e:  # a header that declares more pixels than any drawing has
+        raise PlayError(f"the sketch declares too many pixels ({e}); upload a drawing of at most "
+                        f"{MAX_SKETCH_PIXELS} pixels (it becomes {size} px)") from None
     except (UnidentifiedImageError, OSError) as e:
         raise PlayError(f"the sketch is not a picture PIL can read: {e}") from None
     return np.asarray(grey)

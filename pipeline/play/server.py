@@ -74,7 +74,7 @@ def create_app(params, models=None):
     ui = params.play
     models = models or Models(params.paths.runs, ui.device, ui.max_models)
     runs = RunInfo(params)
-    app = local_app("boorugan play", ui.host, "pipeline.play")
+    app = local_app("boorugan play", ui.host, "pipeline.play", "play")
 
     def guarded(fn, *args, **kwargs):
         try:

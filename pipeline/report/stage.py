@@ -153,9 +153,10 @@ def render_html(title: str, rows: list[dict[str, Any]], images: dict[str, dict[s
 
 
 def run_report(params: Params) -> Path:
-    from pipeline.core.atomic import atomic_dir
+    from pipeline.core.atomic import atomic_dir, sweep_outputs
     from pipeline.core.tracking import stage_run
 
+    sweep_outputs(params.paths.reports)  # temporaries (and a swap cut in half) a killed run left
     rows = collect(params)
     out = Path(params.paths.reports)
     with stage_run("report", params, {"models": ",".join(r["model"] for r in rows)}) as mlflow:

@@ -108,9 +108,11 @@ def _snapshot(params: ScrapeParams, out: Path, result: ScrapeResult, plan, sourc
 def run_scrape(params, mode: Mode = "own") -> ScrapeResult:
     """The stage as the CLI, DVC and Prefect run it: scrape, then record the counts in MLflow. A
     refused run is refused before its MLflow run starts."""
+    from pipeline.core.atomic import sweep_outputs
     from pipeline.core.tracking import stage_run
 
     preflight(params.scrape, params.paths.raw, mode)
+    sweep_outputs(params.paths.raw)  # temporaries a killed run left (only names with a dead writer)
     with stage_run("scrape", params, params.scrape.model_dump()) as mlflow:
         result = scrape(params.scrape, params.paths.raw, mode)
         if mlflow:

@@ -156,8 +156,10 @@ def tag(params: TagParams, faces_dir: str | Path, out_path: str | Path, map_shar
 
 def run_tag(params, map_shards=None, shards: int = 1) -> TagResult:
     """The stage as the CLI, DVC and Prefect run it: tag, then record the counts in MLflow."""
+    from pipeline.core.atomic import sweep_outputs
     from pipeline.core.tracking import stage_run
 
+    sweep_outputs(params.paths.tags)  # temporaries a killed run left
     logged = params.tag.model_dump(exclude={"vocabulary", "checksums"})
     with stage_run("tag", params, logged) as mlflow:
         result = tag(params.tag, params.paths.faces, params.paths.tags, map_shards, shards)

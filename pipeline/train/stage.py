@@ -24,11 +24,13 @@ def run_train(params: Params, name: str) -> dict[str, Any]:
     this; they train one model with DDP (pipeline/train/distributed.py)."""
     import torch
 
+    from pipeline.core.atomic import sweep_outputs
     from pipeline.core.device import resolve_device
     from pipeline.train import distributed
     from pipeline.train.fastpath import FastOptions
 
     spec = params.model(name)
+    sweep_outputs(Path(params.paths.runs) / name, recursive=True)  # temporaries a killed run left
     t = params.train
     fast = FastOptions(fast=t.fast, amp=t.amp, channels_last=t.channels_last, cuda_graph=t.cuda_graph,
                        deterministic=t.deterministic)

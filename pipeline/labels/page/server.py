@@ -42,7 +42,7 @@ def create_app(params):
     predictions = load_predictions(params.paths.tags, vocab, lp.threshold)
     booru = danbooru_labels(index, manifest, vocab) if "danbooru" in lp.precedence else {}
     folder = folder_labels(index, manifest, vocab) if "folder" in lp.precedence else {}  # bad ones stop it here
-    app = local_app("boorugan labelling", ui.host, "pipeline.labels.page")
+    app = local_app("boorugan labelling", ui.host, "pipeline.labels.page", "label")
 
     def view(fid: str, manual: dict) -> dict:
         return face_view(fid, manual.get(fid, {}), predictions.get(fid), vocab, lp, ui.low_confidence, booru.get(fid),
