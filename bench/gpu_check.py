@@ -78,7 +78,9 @@ from pipeline.train.loop import make_gan, train  # noqa: E402
 
 TINY = {"dcgan": {"nz": 8, "ngf": 8, "ndf": 8}, "dcgan_tags": {"nz": 8, "ngf": 8, "ndf": 8},
         "acgan": {"nz": 8, "ngf": 8, "ndf": 8}, "gan_mlp": {"nz": 8, "hidden": 16}, "cgan": {"nz": 8, "hidden": 16},
-        "sketch2image": {"ngf": 8, "ndf": 8, "blocks": 2}}
+        "sketch2image": {"ngf": 8, "ndf": 8, "blocks": 2},
+        "r3gan": {"nz": 8, "width": 16, "blocks": 1, "expansion": 2, "group_width": 8},
+        "r3gan_tags": {"nz": 8, "width": 16, "blocks": 1, "expansion": 2, "group_width": 8}}
 
 
 class Setup:

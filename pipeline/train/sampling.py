@@ -17,14 +17,15 @@ from pipeline.train.families import FAMILIES, Batch, Family, one_hot
 def outputs(G: nn.Module, fam: Family, inputs: Batch, batch_size: int = 256, batch_stats: bool | None = None) -> torch.Tensor:
     """G's images in [-1, 1] for ``inputs`` (z, c or sketch), ``batch_size`` at a time, on a copy of
     G so the trained G's running BatchNorm statistics are untouched. ``batch_stats``: train mode
-    (BatchNorm on each chunk) or eval mode; by default the family's way of sampling."""
+    (BatchNorm on each chunk) or eval mode; by default the family's way of sampling. Nets with no tanh
+    at G's end (R3GAN, as its paper) are clamped to the image range here, where every drawing passes."""
     g = copy.deepcopy(G).train(fam.batch_stats if batch_stats is None else batch_stats)
     lead = inputs.sketch if fam.sketches else inputs.z
     chunks = [Batch(inputs.real, z=None if inputs.z is None else inputs.z[i:i + batch_size],
                     c=None if inputs.c is None else inputs.c[i:i + batch_size],
                     sketch=None if inputs.sketch is None else inputs.sketch[i:i + batch_size])
               for i in range(0, len(lead), batch_size)]
-    return torch.cat([fam.fake(g, b) for b in chunks])
+    return torch.cat([fam.fake(g, b) for b in chunks]).clamp_(-1, 1)
 
 
 class Sampler(nn.Module):

@@ -15,7 +15,9 @@ from pipeline.params import load_params
 from conftest import ROOT, run_data_stages, tiny_model_overrides, tiny_overrides
 
 TINY = {"dcgan_tags": "net.ngf=8 net.ndf=8 net.nz=8", "acgan": "net.ngf=8 net.ndf=8 net.nz=8",
-        "cgan": "net.hidden=16 net.nz=8", "gan_mlp": "net.hidden=16 net.nz=8", "sketch2image": "net.ngf=8 net.ndf=8 net.blocks=1"}
+        "cgan": "net.hidden=16 net.nz=8", "gan_mlp": "net.hidden=16 net.nz=8", "sketch2image": "net.ngf=8 net.ndf=8 net.blocks=1",
+        "r3gan": "net.nz=8 net.width=16 net.blocks=1 net.group_width=8",
+        "r3gan_tags": "net.nz=8 net.width=16 net.blocks=1 net.group_width=8"}
 
 
 def zoo_overrides(root) -> list[str]:

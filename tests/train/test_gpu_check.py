@@ -46,14 +46,16 @@ def test_the_quick_run_works_end_to_end_on_the_cpu(tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     checks = report["checks"]
-    assert set(checks) == {"environment", "families", "graph_vs_eager", "threshold_skip", "resume", "speed"}
-    assert checks["graph_vs_eager"] == {"status": "skipped", "reason": "needs CUDA graphs; device is cpu",
-                                        "seconds": checks["graph_vs_eager"]["seconds"]}
-    assert {c["status"] for n, c in checks.items() if n != "graph_vs_eager"} == {"pass"}
+    assert set(checks) == {"environment", "families", "graph_vs_eager", "graph_rng", "threshold_skip", "resume",
+                           "speed"}
+    for cuda_only in ("graph_vs_eager", "graph_rng"):
+        assert checks[cuda_only] == {"status": "skipped", "reason": "needs CUDA graphs; device is cpu",
+                                     "seconds": checks[cuda_only]["seconds"]}
+    assert {c["status"] for n, c in checks.items() if n not in ("graph_vs_eager", "graph_rng")} == {"pass"}
     assert checks["resume"]["resumed_from"] == 5 and checks["resume"]["straight_sha256"] == checks["resume"]["resumed_sha256"]
     assert checks["threshold_skip"]["d_params_moved"] == [] and checks["threshold_skip"]["nonzero_adam_state_values"] == 0
     assert [r["model"] for r in checks["families"]["rows"]] == ["dcgan", "dcgan_v3", "dcgan_tags", "acgan", "cgan", "gan_mlp",
-                                                                 "sketch2image"]
+                                                                 "sketch2image", "r3gan", "r3gan_tags"]
     assert report["forbidden_modules_imported"] == []
     md = (tmp_path / "gpu_check.md").read_text()
     assert "| graph_vs_eager | skipped | needs CUDA graphs; device is cpu |" in md and "| sketch2image | sketch |" in md
