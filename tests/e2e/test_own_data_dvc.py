@@ -17,13 +17,16 @@ from test_e2e_dvc import TINY, copy_working_tree, git, ran_stages, repro, set_pa
 from conftest import ROOT
 
 pytestmark = pytest.mark.slow
-CONDITIONAL = ("dcgan_tags", "acgan", "cgan")
+CONDITIONAL = ("dcgan_tags", "acgan", "cgan", "r3gan_tags")
+LEARNERS = ("dcgan_tags", "acgan", "cgan")  # the toy hair-colour check below: steps each needs, measured
 REASON = ("no labels for hair_color, eye_color: label faces with `boorugan label`, a labels CSV or a labelled folder, "
           "or turn on the tagger")
 NETS = {"dcgan": {"ngf": 8, "ndf": 8, "nz": 16}, "dcgan_v3": {"ngf": 8, "ndf": 8, "nz": 16},
         "dcgan_tags": {"ngf": 16, "ndf": 16, "nz": 16}, "acgan": {"ngf": 16, "ndf": 16, "nz": 16},
         "cgan": {"hidden": 64, "layers": 2}, "gan_mlp": {"hidden": 32, "layers": 2},
-        "sketch2image": {"ngf": 8, "ndf": 8, "blocks": 1}}
+        "sketch2image": {"ngf": 8, "ndf": 8, "blocks": 1},
+        "r3gan": {"nz": 8, "width": 16, "blocks": 1, "group_width": 8},
+        "r3gan_tags": {"nz": 8, "width": 16, "blocks": 1, "group_width": 8}}
 
 
 def default_enabled() -> list[str]:
@@ -96,7 +99,7 @@ def test_hair_colour_folders_train_the_conditional_models(tmp_path):
 
     hairs = toy_pictures(tmp_path / "pictures", 48, labelled=True)
     steps = {"cgan": 200, "dcgan_tags": 300, "acgan": 600}  # bench/RESULTS.md "zoo": cgan learns fastest, acgan slowest
-    repo = make_repo(tmp_path, tmp_path / "pictures", list(CONDITIONAL), steps)
+    repo = make_repo(tmp_path, tmp_path / "pictures", list(LEARNERS), steps)
     log = repro(repo, f"own-{uuid.uuid4().hex[:8]}")
     assert "Traceback" not in log and "skipped" not in log
 
@@ -105,7 +108,7 @@ def test_hair_colour_folders_train_the_conditional_models(tmp_path):
     labels = pd.read_parquet(repo / "data/labels.parquet")
     assert (labels["source_hair_color"] == "folder").all() and sorted(labels["hair_color"]) == sorted(hairs)
     chance = 1 / len(set(hairs))
-    for m in CONDITIONAL:
+    for m in LEARNERS:
         info = json.loads((repo / f"runs/{m}/train.json").read_text())
         assert info["steps"] == steps[m] and "skipped" not in info
         fake, requested = drawn_faces(repo / f"runs/{m}/checkpoint.pt", 256, torch.device("cpu"), seed=1)
