@@ -19,13 +19,23 @@ def drawn_faces(ckpt: str | Path, n: int, device, *, seed: int = 0, batch_size: 
                 real: np.ndarray | None = None, tags: list[str] | None = None
                 ) -> tuple[np.ndarray, dict[str, list[str]] | None]:
     """(n faces as N x H x W x 3 uint8, the attribute values each was asked for or None): what
-    ``evaluate`` scores, drawn by ``Sampler.drawn_faces`` (sketch2image: from sketches of ``real[:n]``)."""
+    ``evaluate`` scores, and the one entry point for code that wants faces from a checkpoint.
+
+    Unconditional: noise of ``seed``; conditional: ``tags`` fixed, every other attribute drawn
+    uniformly; sketch2image: the XDoG sketches of ``real[:n]`` (it cannot draw from nothing).
+    """
+    from pipeline.core.images import to_uint8
     from pipeline.train.checkpoint import load_generator
+    from pipeline.train.sampling import sketch_tensor
 
     G, _ = load_generator(ckpt, device, ema=ema)
-    if G.fam.sketches and real is None:
-        raise ValueError(f"{ckpt} is a sketch2image model: it needs real faces to take sketches of")
-    return G.drawn_faces(n, seed, batch_size, tags, real)
+    sketches = None
+    if G.fam.sketches:
+        if real is None:
+            raise ValueError(f"{ckpt} is a sketch2image model: it needs real faces to take sketches of")
+        sketches = sketch_tensor(G.sketches_of(real[:n]))
+    images, codes = G.draw(n, seed=seed, batch_size=batch_size, tags=tags, sketches=sketches)
+    return to_uint8(images), (None if codes is None else G.requested(codes))
 
 
 def sample(params: Params, name: str, n: int = 64, tags: list[str] | None = None, seed: int = 0,

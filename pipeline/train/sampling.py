@@ -171,22 +171,6 @@ class Sampler(nn.Module):
         inputs = self.inputs(n, seed, tags)
         return self.render(inputs, batch_size), inputs.codes
 
-    def drawn_faces(self, n: int, seed: int = 0, batch_size: int = 256, tags: list[str] | None = None,
-                    real: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, list[str]] | None]:
-        """(n faces as N x H x W x 3 uint8, the attribute values each was asked for or None);
-        sketch2image draws from the XDoG sketches of ``real[:n]`` (it cannot draw from nothing)."""
-        from pipeline.core.images import to_uint8
-
-        sketches = None
-        if self.fam.sketches:
-            if tags:
-                raise ValueError("sketch2image takes sketches, not tags")
-            if real is None:
-                raise ValueError("this is a sketch2image model: it needs faces to take sketches of")
-            sketches = sketch_tensor(self.sketches_of(real[:n]))
-        images, codes = self.draw(n, seed, batch_size, tags, sketches)
-        return to_uint8(images), (None if codes is None else self.requested(codes))
-
 
 def _rows(b: Batch, start: int, stop: int) -> Batch:
     return Batch(b.real, z=None if b.z is None else b.z[start:stop], codes=None if b.codes is None else b.codes[start:stop],
