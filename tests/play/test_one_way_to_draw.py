@@ -160,3 +160,21 @@ def test_a_bad_sketch_file_is_named_and_a_face_outside_its_grid_is_a_422(url, pl
     r = requests.post(url + "api/walk", json={"model": "acgan", "mode": "lerp", "start": {"seed": 4, "index": 6, "count": 6},
                                               "end": {"seed": 9, "index": 0, "count": 1}, "steps": 3}, timeout=60)
     assert r.status_code == 422 and "face index 6 is outside a grid of 6" in r.json()["error"]
+
+
+@pytest.mark.parametrize("model", ["dcgan", "acgan"])
+def test_the_last_epoch_grid_is_the_samplers_drawing_of_the_checkpoint(play_world, tmp_path, model):
+    """The trainer's per-epoch grid comes from the same module: its inputs (``epoch_inputs``: 64 faces
+    of seed + 1, acgan's rows cycling hair colours), G's way of drawing and the layout (``sheet``)
+    redraw the last grid from the checkpoint's EMA G, byte for byte."""
+    from pipeline.train.checkpoint import load_generator
+    from pipeline.train.sampling import epoch_inputs, outputs, sheet
+
+    root, params = play_world
+    G, meta = load_generator(f"{params.paths.runs}/{model}/checkpoint.pt")
+    last = sorted((root / "runs" / model / "samples").glob("epoch_*.png"))[-1]
+    inputs = epoch_inputs(G, meta["seed"])
+    again = sheet(outputs(G.G, G.fam, inputs, batch_size=meta["spec"]["batch_size"]))
+    assert plain_png(again, tmp_path / "again.png") == last.read_bytes()
+    if model == "acgan":
+        assert inputs.codes[:, 0].tolist() == [r // 8 % G.sizes[0] for r in range(64)]
