@@ -6,11 +6,16 @@ run as a script, prints each stage's code deps in dvc.yaml's spelling, or writes
     python tests/importgraph.py            # print
     python tests/importgraph.py --write    # replace the code-dep lines of every stage in dvc.yaml
 
-Every import counts, also those inside functions (the project imports heavy libraries lazily), and
-so do ``"module:function"`` entry strings (the registries of stages, sources, taggers, archs):
-they are imports too, made by importlib. Importing ``a.b.c`` runs ``a/__init__.py`` and
-``a/b/__init__.py``; those that hold nothing but a docstring cannot change an output and are left
-out of the closures.
+Every import counts, also those inside functions (the project imports heavy libraries lazily),
+except those under ``if TYPE_CHECKING:``, which never run. Importing ``a.b.c`` runs ``a/__init__.py``
+and ``a/b/__init__.py``; those that hold nothing but a docstring cannot change an output and are
+left out of the closures.
+
+A stage's code deps are the closure of its own package, plus the closure of the settings module of
+every params section it reads (``Stage.reads`` in pipeline/stages.py: ``pipeline/<stage>/params.py``,
+``pipeline/core/settings.py`` for paths and tracking), plus the loader ``pipeline/params.py`` itself
+(not what it imports: it composes every stage's settings, and a stage depending on all of them would
+re-run for another stage's help text).
 """
 
 from __future__ import annotations
@@ -23,9 +28,24 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("pipeline", "models", "flows")
-ENTRY = re.compile(r"^((?:pipeline|models|flows)(?:\.\w+)+)(?::\w+)?$")
-# DVC stage name -> the stage's own package (a dep as a whole directory)
-STAGE_PACKAGES = {s: f"pipeline/{s}" for s in ("scrape", "crop", "tag", "labels", "train", "evaluate", "report")}
+LOADER = "pipeline.params"
+if str(ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(ROOT))
+
+
+def stage_table() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """DVC stage name -> (its own package as a directory, the params sections it reads), from the one
+    table (pipeline/stages.py), read at call time."""
+    from pipeline import stages
+
+    return {s.name: (s.package.replace(".", "/"), s.reads) for s in stages.STAGES}
+
+
+def section_module(section: str) -> str:
+    """The module that defines the settings model of a params section."""
+    from pipeline.params import Params
+
+    return Params.model_fields[section].annotation.__module__
 
 
 def module_files() -> dict[str, Path]:
@@ -55,14 +75,12 @@ def imports_of(module: str) -> frozenset[str]:
     modules = module_files()
     tree = ast.parse(modules[module].read_text(), str(modules[module]))
     names: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _runtime_nodes(tree):
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.update(f"{node.module}.{a.name}" for a in node.names)
             names.add(node.module)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and ENTRY.match(node.value):
-            names.add(ENTRY.match(node.value).group(1))
     found: set[str] = set()
     for n in names:
         target = _resolve(n, modules)
@@ -72,6 +90,18 @@ def imports_of(module: str) -> frozenset[str]:
         found.update(".".join(parts[:k]) for k in range(1, len(parts) + 1))
     found.discard(module)
     return frozenset(m for m in found if m in modules)
+
+
+def _runtime_nodes(tree: ast.AST):
+    """Every node, except the bodies of ``if TYPE_CHECKING:`` (imports for annotations only)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        if isinstance(node, ast.If) and getattr(node.test, "id", getattr(node.test, "attr", None)) == "TYPE_CHECKING":
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
 
 
 def graph() -> dict[str, frozenset[str]]:
@@ -125,12 +155,15 @@ def is_empty_init(path: Path) -> bool:
 
 
 def closure(stage: str) -> set[Path]:
-    """Files (relative to the repo) whose code a run of ``stage`` can execute: its package, and
-    everything that imports, transitively."""
+    """Files (relative to the repo) whose code a run of ``stage`` can execute: its package, the
+    settings modules of the sections it reads, everything those import, transitively, and the
+    loader's own file."""
     modules = module_files()
-    prefix = STAGE_PACKAGES[stage].replace("/", ".")
+    package, reads = stage_table()[stage]
+    prefix = package.replace("/", ".")
     todo = [m for m in modules if m == prefix or m.startswith(prefix + ".")]
-    seen: set[str] = set()
+    todo += [section_module(s) for s in reads]
+    seen: set[str] = {LOADER}
     while todo:
         m = todo.pop()
         if m not in seen:
@@ -142,7 +175,7 @@ def closure(stage: str) -> set[Path]:
 def code_deps(stage: str) -> list[str]:
     """The closure in dvc.yaml's spelling: the stage's package and ``models`` as directories
     (wholly inside the closure for train/evaluate), every other file by name."""
-    dirs = [STAGE_PACKAGES[stage]]
+    dirs = [stage_table()[stage][0]]
     files = closure(stage)
     if any(f.parts[0] == "models" and f.name != "registry.py" for f in files):
         dirs.append("models")
@@ -176,7 +209,7 @@ def write_dvc_deps(path: Path = ROOT / "dvc.yaml") -> None:
 if __name__ == "__main__":
     if sys.argv[1:] == ["--write"]:
         write_dvc_deps()
-    for name in STAGE_PACKAGES:
+    for name in stage_table():
         print(f"{name}:")
         for dep in code_deps(name):
             print(f"  - {dep}")

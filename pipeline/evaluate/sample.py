@@ -8,10 +8,12 @@ draws the XDoG sketches of the first training faces.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.params import Params
+if TYPE_CHECKING:
+    from pipeline.params import Params
 
 
 def load_sketch(path: str | Path, size: int) -> np.ndarray:
@@ -37,7 +39,7 @@ def sketch_tensor(sketches: np.ndarray):
 def sketches_for(meta: dict, faces: np.ndarray) -> np.ndarray:
     """XDoG sketches of ``faces`` with the extractor settings the checkpoint was trained with."""
     from pipeline.core.datasets import sketches_of
-    from pipeline.params import ModelSpec
+    from pipeline.train.params import ModelSpec
 
     return sketches_of(faces, ModelSpec(**meta["spec"]).sketch)
 

@@ -32,7 +32,6 @@ from pipeline.core.device import resolve_device
 from pipeline.core.errors import StageError
 from pipeline.core.images import grid, save_png, to_uint8
 from pipeline.core.layout import CHECKPOINT
-from pipeline.params import ModelSpec
 from pipeline.train import rundir
 from pipeline.train.checkpoint import (
     DamagedCheckpoint,
@@ -47,6 +46,7 @@ from pipeline.train.distributed import Dist
 from pipeline.train.families import FAMILIES, Batch, one_hot
 from pipeline.train.fastpath import FastOptions, GraphedStep, Plan, choose
 from pipeline.train.losslog import LossLog
+from pipeline.train.params import ModelSpec
 from pipeline.train.sampling import Sampler, outputs
 
 log = logging.getLogger(__name__)
