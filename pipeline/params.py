@@ -9,6 +9,7 @@ the nearest known name.
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -27,6 +28,7 @@ from pipeline.core.settings import (
     Strict,
     Switch,
     TrackingParams,
+    did_you_mean,
 )
 from pipeline.crop.params import CropParams
 from pipeline.evaluate.params import C2STParams, DiversityParams, EvaluateParams, FeatureNetParams, InceptionParams, MetricName
@@ -77,7 +79,8 @@ class Params(Strict):
         try:
             return self.train.models[name]
         except KeyError:
-            raise ParamsError(f"no model {name!r} in train.models; defined: {sorted(self.train.models)}") from None
+            raise ParamsError(f"no model {name!r} in train.models{did_you_mean(name, self.train.models)}; "
+                              f"defined: {sorted(self.train.models)}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,18 +124,11 @@ def apply_override(tree: dict, keys: list[str], value: Any) -> None:
     node[keys[-1]] = value
 
 
-def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
-    """Field names allowed at the location of an error, for 'did you mean' messages."""
-    cls: Any = model
-    for part in loc[:-1]:
-        fields = getattr(cls, "model_fields", None)
-        if not fields or part not in fields:
-            return []
-        ann = fields[part].annotation
-        cls = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
-        if cls is None:
-            return []
-    return sorted(getattr(cls, "model_fields", {}))
+def _allowed_keys(loc: tuple) -> list[str]:
+    """Field names allowed at the location of an error (keys of a mapping such as a model's name
+    stepped over), for 'did you mean' messages."""
+    cls = Params if len(loc) <= 1 else _field_at(loc[:-1])[1]
+    return sorted(getattr(cls, "model_fields", {}) if cls is not None else ())
 
 
 def _field_at(loc: tuple) -> tuple[Any, Any]:
@@ -177,7 +173,7 @@ def format_validation_error(err: ValidationError, source: str, overrides: tuple[
         loc = tuple(str(p) for p in e["loc"])
         key = ".".join(loc) or "<root>"
         if e["type"] == "extra_forbidden":
-            allowed = _allowed_keys(Params, loc)
+            allowed = _allowed_keys(loc)
             hint = difflib.get_close_matches(loc[-1], allowed, n=1)
             msg = f"unknown key {key!r}"
             if hint:
@@ -190,6 +186,8 @@ def format_validation_error(err: ValidationError, source: str, overrides: tuple[
                 msg += f"; its knobs: {', '.join(cls.model_fields)}"
         else:
             msg = f"{key} = {e.get('input')!r}: {e['msg']}"
+            if e["type"] == "literal_error" and isinstance(e.get("input"), str):
+                msg += did_you_mean(e["input"], re.findall(r"'([^']*)'", str(e.get("ctx", {}).get("expected", ""))))
             info = _field_at(loc)[0] if e["type"] in BOUND_ERRORS else None
             if info is not None and info.description:
                 msg += f"; {info.description}"

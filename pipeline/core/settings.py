@@ -7,6 +7,7 @@ a change to one stage's settings re-runs that stage (and what reads it), not eve
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -61,3 +62,11 @@ class TrackingParams(Strict):
     enabled: bool = True
     experiment: str = "boorugan"
     tracking_uri: str | None = Field(None, description="default sqlite:///<repo>/mlflow.db; env MLFLOW_TRACKING_URI wins")
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` to a mistyped ``word``, else ""."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

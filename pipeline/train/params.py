@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from pipeline.core.settings import BATCH_WHY, IMAGES_WHY, MAX_IMAGES_SHOWN, MAX_STEPS, STEPS_WHY, Strict, Switch
+from pipeline.core.settings import BATCH_WHY, IMAGES_WHY, MAX_IMAGES_SHOWN, MAX_STEPS, STEPS_WHY, Strict, Switch, did_you_mean
 
 
 class SketchParams(Strict):
@@ -72,7 +72,7 @@ class ModelSpec(Strict):
         from models.registry import ARCHS
 
         if arch not in ARCHS:
-            raise ValueError(f"unknown arch {arch!r}; known: {sorted(ARCHS)}")
+            raise ValueError(f"unknown arch {arch!r}{did_you_mean(arch, ARCHS)}; known: {sorted(ARCHS)}")
         return arch
 
     @model_validator(mode="after")
@@ -139,6 +139,7 @@ class TrainParams(Strict):
     def _enabled_exist(self) -> TrainParams:
         missing = [m for m in self.enabled if m not in self.models]
         if missing:
-            raise ValueError(f"train.enabled names {missing}, which are not in train.models "
+            hints = "".join(did_you_mean(m, self.models) for m in missing)
+            raise ValueError(f"train.enabled names {missing}, which are not in train.models{hints} "
                              f"(defined: {sorted(self.models)})")
         return self
