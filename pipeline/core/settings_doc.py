@@ -124,6 +124,10 @@ def help_text(section: str, width: int = 110) -> str:
     line, the description wrapped below it."""
     import textwrap
 
+    from pipeline.params import Params
+
+    if section not in Params.model_fields:  # a command with no params section of its own
+        return ""
     lines = [f"settings ({section}: in params.yaml; change one for a run with -S {section}.<key>=<value>):"]
     for r in section_rows(section):
         if r.group:
