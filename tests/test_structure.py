@@ -27,12 +27,15 @@ def test_no_import_cycles():
     assert importgraph.cycles() == []
 
 
-def test_the_graph_sees_lazy_imports_and_entry_strings():
-    """The closure is only as good as the graph: imports inside functions and "module:function"
-    strings must show up, or a stage's deps would miss code it runs."""
+def test_the_graph_sees_lazy_imports_and_skips_type_checking_ones():
+    """The closure is only as good as the graph: imports inside functions must show up, or a stage's
+    deps would miss code it runs; imports under ``if TYPE_CHECKING:`` never run and must not (the
+    stages name ``Params`` for annotations only, so they do not depend on every stage's settings)."""
     assert "pipeline.scrape.sources.danbooru" in importgraph.imports_of("pipeline.scrape.sources.registry")
     assert "pipeline.train.loop" in importgraph.imports_of("pipeline.train.stage")  # imported inside run_train
     assert "pipeline.scrape.stage" in importgraph.imports_of("pipeline.stages")
+    assert "pipeline.params" not in importgraph.imports_of("pipeline.train.stage")
+    assert "pipeline.train.params" in importgraph.imports_of("pipeline.train.stage")
 
 
 def test_dvc_code_deps_are_each_stages_import_closure():
