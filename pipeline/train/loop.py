@@ -1,6 +1,6 @@
-"""The GAN training loop, one for every family of the zoo. Needs torch and numpy only: tracking
-comes in through callbacks, so the same loop runs on a machine with no MLflow/Prefect/DVC (the GPU
-box) and under every caller.
+"""The GAN training loop, one for every family of the zoo. Needs torch, numpy and the train stage's
+settings (pipeline/train/params.py: pydantic, no YAML): tracking comes in through callbacks, so the
+same loop runs on a machine with no MLflow/Prefect/DVC (the GPU box) and under every caller.
 
 A family (pipeline/train/families.py) only changes what a batch carries and how it becomes D's and
 G's losses; the update rules, thresholds, EMA, checkpoints (pipeline/train/checkpoint.py) and guards
