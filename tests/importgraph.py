@@ -6,16 +6,10 @@ run as a script, prints each stage's code deps in dvc.yaml's spelling, or writes
     python tests/importgraph.py            # print
     python tests/importgraph.py --write    # replace the code-dep lines of every stage in dvc.yaml
 
-Every import counts, also those inside functions (the project imports heavy libraries lazily),
-except those under ``if TYPE_CHECKING:``, which never run. Importing ``a.b.c`` runs ``a/__init__.py``
-and ``a/b/__init__.py``; those that hold nothing but a docstring cannot change an output and are
-left out of the closures.
-
-A stage's code deps are the closure of its own package, plus the closure of the settings module of
-every params section it reads (``Stage.reads`` in pipeline/stages.py: ``pipeline/<stage>/params.py``,
-``pipeline/core/settings.py`` for paths and tracking), plus the loader ``pipeline/params.py`` itself
-(not what it imports: it composes every stage's settings, and a stage depending on all of them would
-re-run for another stage's help text).
+Every import counts, also inside functions, but not under ``if TYPE_CHECKING:`` (never run).
+Package __init__ files holding only a docstring are left out. A stage's deps: its package, the
+settings modules of the params sections it reads (``Stage.reads``, pipeline/stages.py), what those
+import, and the loader pipeline/params.py itself but not what it imports (every stage's settings).
 """
 
 from __future__ import annotations
@@ -108,43 +102,23 @@ def graph() -> dict[str, frozenset[str]]:
     return {m: imports_of(m) for m in module_files()}
 
 
+def reachable(starts, stop: frozenset[str] = frozenset()) -> set[str]:
+    """``starts`` and every module they import, transitively; a module in ``stop`` is kept but not followed."""
+    seen: set[str] = set()
+    todo = list(starts)
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo.extend(() if m in stop else imports_of(m))
+    return seen
+
+
 def cycles() -> list[list[str]]:
-    """Every strongly connected group of more than one module (Tarjan), and self-imports."""
-    g = graph()
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on: set[str] = set()
-    out: list[list[str]] = []
-    counter = [0]
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = counter[0]
-        counter[0] += 1
-        stack.append(v)
-        on.add(v)
-        for w in sorted(g[v]):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            group = []
-            while True:
-                w = stack.pop()
-                on.discard(w)
-                group.append(w)
-                if w == v:
-                    break
-            if len(group) > 1:
-                out.append(sorted(group))
-
-    sys.setrecursionlimit(10_000)
-    for v in sorted(g):
-        if v not in index:
-            visit(v)
-    return out
+    """Every group of modules that import each other, directly or through others."""
+    reach = {m: reachable(imports_of(m)) for m in module_files()}
+    groups = {tuple(sorted({m} | {n for n in reach[m] if m in reach[n]})) for m in reach if m in reach[m]}
+    return [list(c) for c in sorted(groups)]
 
 
 def is_empty_init(path: Path) -> bool:
@@ -156,19 +130,12 @@ def is_empty_init(path: Path) -> bool:
 
 def closure(stage: str) -> set[Path]:
     """Files (relative to the repo) whose code a run of ``stage`` can execute: its package, the
-    settings modules of the sections it reads, everything those import, transitively, and the
-    loader's own file."""
+    settings modules of the sections it reads, what those import, and the loader's own file."""
     modules = module_files()
     package, reads = stage_table()[stage]
     prefix = package.replace("/", ".")
-    todo = [m for m in modules if m == prefix or m.startswith(prefix + ".")]
-    todo += [section_module(s) for s in reads]
-    seen: set[str] = {LOADER}
-    while todo:
-        m = todo.pop()
-        if m not in seen:
-            seen.add(m)
-            todo.extend(imports_of(m))
+    starts = [m for m in modules if m == prefix or m.startswith(prefix + ".")]
+    seen = reachable([*starts, *map(section_module, reads), LOADER], stop=frozenset({LOADER}))
     return {modules[m].relative_to(ROOT) for m in seen if not is_empty_init(modules[m])}
 
 
