@@ -93,3 +93,14 @@ def test_every_output_location_is_under_paths():
             continue
         for key in values:
             assert key not in ("out", "vocab_out", "conflicts"), f"{section}.{key} is an output: move it to paths"
+
+
+def test_each_stages_dvc_params_are_sections_it_reads():
+    """``Stage.reads`` (which settings modules are a stage's code deps) covers every params section
+    dvc.yaml tracks for the stage."""
+    from pipeline.stages import STAGES
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for s in STAGES:
+        tracked = {str(k).split(".")[0] for k in stages[s.name].get("do", stages[s.name]).get("params", [])}
+        assert tracked <= set(s.reads), f"{s.name}: dvc.yaml tracks {sorted(tracked - set(s.reads))}, not in its reads"
