@@ -9,10 +9,12 @@ come from pipeline/train/sampling.py, as for evaluation, the epoch grids and ``b
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.params import Params
+if TYPE_CHECKING:
+    from pipeline.params import Params
 
 
 def drawn_faces(ckpt: str | Path, n: int, device, *, seed: int = 0, batch_size: int = 256, ema: bool = True,

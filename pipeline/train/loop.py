@@ -1,6 +1,6 @@
-"""The GAN training loop, one for every family of the zoo. Needs torch and numpy only: tracking
-comes in through callbacks, so the same loop runs on a machine with no MLflow/Prefect/DVC (the GPU
-box) and under every caller.
+"""The GAN training loop, one for every family of the zoo. Needs torch, numpy and the train stage's
+settings (pipeline/train/params.py: pydantic, no YAML): tracking comes in through callbacks, so the
+same loop runs on a machine with no MLflow/Prefect/DVC (the GPU box) and under every caller.
 
 A family (pipeline/train/families.py) only changes what a batch carries and how it becomes D's and
 G's losses; the update rules, thresholds, EMA, checkpoints (pipeline/train/checkpoint.py) and guards
@@ -32,7 +32,6 @@ from pipeline.core.device import resolve_device
 from pipeline.core.errors import StageError
 from pipeline.core.images import save_png
 from pipeline.core.layout import CHECKPOINT
-from pipeline.params import ModelSpec
 from pipeline.train import rundir
 from pipeline.train.checkpoint import (
     DamagedCheckpoint,
@@ -47,6 +46,7 @@ from pipeline.train.distributed import Dist
 from pipeline.train.families import FAMILIES, Batch, one_hot
 from pipeline.train.fastpath import FastOptions, GraphedStep, Plan, choose
 from pipeline.train.losslog import LossLog
+from pipeline.train.params import ModelSpec
 from pipeline.train.sampling import Sampler, epoch_inputs, outputs, sheet
 
 log = logging.getLogger(__name__)

@@ -144,7 +144,7 @@ class Sampler(nn.Module):
         """XDoG sketches (N x H x W uint8) of faces (N x H x W x 3 uint8) with the extractor settings
         this checkpoint was trained with: what sketch2image draws from when no drawing is given."""
         from pipeline.core.datasets import sketches_of
-        from pipeline.params import ModelSpec
+        from pipeline.train.params import ModelSpec
 
         return sketches_of(faces, ModelSpec(**self.meta["spec"]).sketch)
 
