@@ -17,8 +17,9 @@ from pipeline.stages import BY_NAME, STAGES
 DEBUG_HELP = "on a failure, show the traceback too (also BOORUGAN_DEBUG=1)"
 VERBOSE_HELP = "also show third-party log lines (httpx, Prefect, MLflow, ...), quiet by default"
 # Libraries whose INFO lines (every HTTP request, every server start) drown the stages' own lines.
-NOISY_LOGGERS = ("httpx", "httpcore", "urllib3", "alembic", "mlflow", "prefect", "uvicorn", "asyncio", "distributed",
-                 "git", "matplotlib", "PIL", "dvc", "docket")
+NOISY_LOGGERS = ("httpx", "httpcore", "urllib3", "alembic", "mlflow", "uvicorn", "asyncio", "distributed", "git",
+                 "matplotlib", "PIL", "dvc", "docket", "prefect.task_runs", "prefect.server", "prefect._internal",
+                 "prefect.events", "prefect.client")
 
 
 class _ParamsOrShow(argparse.Action):
@@ -44,14 +45,14 @@ def _common(p: argparse.ArgumentParser, bare_params: bool = False) -> None:
 
 
 def quiet_third_party(verbose: bool) -> None:
-    """Our INFO lines stay; third-party libraries speak at WARNING unless ``--verbose``
-    (or BOORUGAN_VERBOSE=1). Prefect's own logging and its telemetry follow the same switch."""
+    """Our INFO lines (and the flows' own, prefect.flow_runs) stay; third-party libraries speak at WARNING
+    unless ``--verbose`` (or BOORUGAN_VERBOSE=1). Prefect's server telemetry, whose heartbeat fails with a
+    traceback when the temporary server's database is busy, is off unless ``--verbose``."""
     import os
 
     if verbose:
         os.environ["BOORUGAN_VERBOSE"] = "1"
         return
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     for name in NOISY_LOGGERS:
