@@ -4,6 +4,7 @@ overrides must exist in params.yaml, as DVC demands, and the run must leave ``gi
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
@@ -42,9 +43,18 @@ def test_readme_dvc_exp_run_works_on_tiny_data(tmp_path):
         assert out.returncode == 0, (command, out.stdout[-3000:], out.stderr[-3000:])
         ran[" ".join(argv[1:3])] = out.stdout
     assert "train@dcgan_tags" in ran["exp run"] and "report" in ran["exp run"]
-    shown = ran["exp show"]
-    assert "train.models.dcgan_tags.steps" in shown or "dcgan_tags.steps" in shown
-    assert "ssl_fd" in shown, f"dvc exp show lists no metrics:\n{shown}"
+    assert "Experiment" in ran["exp show"]
+    # what the table shows, read whole: the experiment's params and each model's metrics
+    shown = subprocess.run([str(BIN / "dvc"), "exp", "show", "--json"], cwd=repo, env=_env(), capture_output=True, text=True,
+                           timeout=300, check=True).stdout
+    experiments = [e for row in json.loads(shown) for e in row.get("experiments") or []]
+    assert experiments, f"dvc exp show lists no experiment:\n{shown[:3000]}"
+    data = experiments[0]["revs"][0]["data"]
+    params = data["params"]["params.yaml"]["data"]
+    assert params["train"]["models"]["dcgan_tags"]["steps"] == 3 and params["scrape"]["source"] == "toy"
+    metrics = data["metrics"]
+    for model in ("dcgan", "dcgan_tags"):
+        assert metrics[f"metrics/{model}.json"]["data"]["ssl_fd"] > 0, f"no metrics for {model}:\n{json.dumps(metrics)[:3000]}"
     # dvc exp run leaves the experiment applied: its params and dvc.lock, nothing else (outputs are ignored)
     changed = {line[3:] for line in git(repo, "status", "--porcelain", "--untracked-files=all").splitlines()}
     assert changed <= {"params.yaml", "dvc.lock"}, f"the run left files git sees: {sorted(changed)}"
