@@ -54,6 +54,10 @@ def quiet_third_party(verbose: bool) -> None:
         os.environ["BOORUGAN_VERBOSE"] = "1"
         return
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Prefect configures its own loggers from its logging.yml when it starts, over any level set here;
+    # these are that file's overrides ("Finished in state Completed()" per task, the server's requests).
+    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -18,7 +18,8 @@ def _levels() -> dict[str, bool]:
 def test_quiet_by_default_and_verbose_brings_them_back(monkeypatch):
     from pipeline.cli import quiet_third_party
 
-    monkeypatch.delenv("BOORUGAN_VERBOSE", raising=False)
+    for name in ("BOORUGAN_VERBOSE", "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "PREFECT_SERVER_ANALYTICS_ENABLED"):
+        monkeypatch.delenv(name, raising=False)
     saved = {n: logging.getLogger(n).level for n in ("httpx", "prefect.task_runs", "docket")}
     try:
         logging.getLogger().setLevel(logging.INFO)
@@ -26,6 +27,9 @@ def test_quiet_by_default_and_verbose_brings_them_back(monkeypatch):
         quiet = _levels()
         assert not quiet["httpx"] and not quiet["prefect.task_runs"] and not quiet["docket"]
         assert quiet["pipeline.train.loop"] and quiet["prefect.flow_runs"]  # ours, and the flows' own lines, stay
+        # Prefect sets its loggers' levels from its own logging.yml when it starts: told through its env overrides
+        assert os.environ["PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL"] == "WARNING"
+        assert os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"  # its telemetry heartbeat's tracebacks
         for name in saved:
             logging.getLogger(name).setLevel(logging.NOTSET)
         quiet_third_party(True)
