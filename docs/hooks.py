@@ -16,7 +16,7 @@ from gen_settings import settings_markdown  # noqa: E402  (docs/gen_settings.py;
 
 def cli_markdown() -> str:
     """Every command's ``--help``, as argparse prints it."""
-    from pipeline.cli import COMMANDS, build_parser
+    from pipeline.cli import build_parser, commands
 
     parser = build_parser()
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
@@ -24,7 +24,7 @@ def cli_markdown() -> str:
              "`boorugan <command>` (or `python -m pipeline <command>`); generated from the parser at build time. "
              "Every command but `init` takes `--params FILE` and any number of `-S name=value` overrides "
              "(the names: [settings reference](settings.md)).", "", "```text", parser.format_help().rstrip(), "```", ""]
-    for name in COMMANDS:
+    for name in commands():
         lines += [f"## `{name}`", "", "```text", sub.choices[name].format_help().rstrip(), "```", ""]
     return "\n".join(lines)
 

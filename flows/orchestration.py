@@ -1,5 +1,6 @@
-"""What the Prefect flows decide between stages: one flow run at a time per output tree, which
-models need retraining, keeping dvc.lock true, and the per-run summary table.
+"""What the Prefect flows decide between stages: one flow run at a time per output tree, keeping
+dvc.lock true, and the per-run summary table (which models need retraining outside DVC is each
+stage's ``outdated`` rule in pipeline/stages.py).
 
 Pure helpers with no Prefect import, so they are tested (and reusable) without a server.
 """
@@ -16,10 +17,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.core.errors import StageError
-from pipeline.params import Params
+
+if TYPE_CHECKING:
+    from pipeline.params import Params
 
 log = logging.getLogger(__name__)
 
@@ -71,29 +74,6 @@ def run_lock(params: Params, owner: str) -> Iterator[dict[str, float]]:
     finally:
         times["released"] = time.time()
         os.close(fd)  # closing the descriptor drops the flock
-
-
-# --- what changed --------------------------------------------------------------------------------
-
-def models_to_train(params: Params) -> dict[str, str]:
-    """Enabled models whose run is missing or was trained on other faces -> the reason. Param and
-    code changes are DVC's to see (``dvc_stale``); this covers runs outside a DVC project."""
-    from pipeline.core.datasets import load_faces
-
-    digest = load_faces(params.paths.faces).digest
-    todo = {}
-    for name in params.train.enabled:
-        info = Path(params.paths.runs) / name / "train.json"
-        if not info.exists() or not (info.parent / "checkpoint.pt").exists():
-            todo[name] = "not trained yet"
-        elif json.loads(info.read_text()).get("data_hash") != digest:
-            todo[name] = "faces changed"
-    return todo
-
-
-def models_to_evaluate(params: Params, trained: set[str]) -> list[str]:
-    return [m for m in params.train.enabled
-            if m in trained or not (Path(params.paths.metrics) / f"{m}.json").exists()]
 
 
 # --- DVC: the flow runs the stage functions, then records them like dvc repro would ------------

@@ -19,44 +19,38 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from flows.tasks import TASKS
 from flows.tasks import load as _params
 
 ARTIFACT_KEY = "boorugan-refresh"
 
 
-def _crop(params, params_path: str, overrides: list[str]) -> dict[str, int]:
+def _run_whole(stage, params, params_path: str, overrides: list[str], task) -> Any:
+    """A stage that runs once per flow run: on Dask shards when the table says it can be sharded
+    and ``orchestration.dask_address`` is set, else as its Prefect task."""
     address = params.orchestration.dask_address
-    if not address:
-        return TASKS["crop"](params_path, overrides)
+    if not address or stage.sharded is None or not stage.sharded(params):
+        return task(params_path, overrides)
     from flows.dask import dask_mapper, shard_count
-    from pipeline.crop.stage import run_crop
 
-    return run_crop(params, dask_mapper("crop", address), shard_count(params, address)).summary()
-
-
-def _tag(params, params_path: str, overrides: list[str]) -> dict[str, int]:
-    address = params.orchestration.dask_address
-    if not address or not params.tag.enabled:
-        return TASKS["tag"](params_path, overrides)
-    from flows.dask import dask_mapper, shard_count
-    from pipeline.tag.stage import run_tag
-
-    return run_tag(params, dask_mapper("tag", address), shard_count(params, address)).summary()
+    return stage.execute(params, map_shards=dask_mapper(stage.name, address), shards=shard_count(params, address)).summary
 
 
 def run_stages(params_path: str, overrides: list[str], everything: bool) -> dict[str, Any]:
-    """The body both flows share: ``everything`` retrains and re-evaluates every enabled model
-    (``boorugan-pipeline`` semantics), otherwise only what changed (``boorugan-refresh``)."""
+    """The body both flows share, driven by the stage table (pipeline/stages.py): ``refresh: always``
+    stages run every time (each is incremental) and are recorded in dvc.lock; then each later stage
+    runs for what changed: ``everything`` retrains and re-evaluates every enabled model
+    (``boorugan-pipeline`` semantics), in a DVC project ``dvc status`` (or an earlier stage of this
+    run redoing the model) decides, elsewhere the stage's ``outdated`` rule (``boorugan-refresh``)."""
     from prefect.artifacts import create_markdown_artifact
 
     from flows import orchestration as orch
+    from flows.tasks import tasks
+    from pipeline import stages
     from pipeline.core.tracking import PIPELINE_RUN_ENV, parent_run
 
     params = _params(params_path, overrides)  # a bad params file fails the flow before any task
@@ -73,42 +67,48 @@ def run_stages(params_path: str, overrides: list[str], everything: bool) -> dict
         parent = stack.enter_context(parent_run(params, f"{name} {flow_run.get_name()}", {"flow_run_id": run_id, "flow": name}))
         results: dict[str, Any] = {"mlflow_parent_run": parent}
         root = orch.dvc_root(params_path, overrides, params)
-        results["scrape"] = TASKS["scrape"](params_path, overrides)
-        results["crop"] = _crop(params, params_path, overrides)
-        results["tag"] = _tag(params, params_path, overrides)
-        results["labels"] = TASKS["labels"](params_path, overrides)
-        stale: set[str] = set()
-        if root:  # record the data stages now, so dvc status says which models they made stale
-            orch.dvc_commit(root, ["scrape", "crop", "tag", "labels"])
-            stale = orch.dvc_stale(root)
-        if everything:
-            train = {m: "pipeline run" for m in params.train.enabled}
-        elif root:
-            train = {m: "dvc status: changed" for m in params.train.enabled if f"train@{m}" in stale}
-        else:
-            train = orch.models_to_train(params)
-        for model, why in train.items():
-            log.info("training %s: %s", model, why)
-            results[f"train@{model}"] = TASKS["train"](params_path, overrides, model)
-        if everything or root:
-            evaluate = [m for m in params.train.enabled if everything or m in train or f"evaluate@{m}" in stale]
-        else:
-            evaluate = orch.models_to_evaluate(params, set(train))
-        for model in evaluate:
-            results[f"evaluate@{model}"] = TASKS["evaluate"](params_path, overrides, model)
-        ran = [f"train@{m}" for m in train] + [f"evaluate@{m}" for m in evaluate]
-        if ran or "report" in stale or not (Path(params.paths.reports) / "report.md").exists():
-            results["report"] = TASKS["report"](params_path, overrides)
-            ran.append("report")
+        table, task_of = stages.STAGES, tasks()
+        always = [s.name for s in table if s.refresh == "always"]
+        stale: set[str] | None = None
+        ran: list[str] = []                   # stage runs after the always-stages, for dvc commit
+        per_model: dict[str, list[str]] = {}  # per-model stage -> the models it ran
+        previous: set[str] = set()            # the models the previous per-model stage ran
+        for stage in table:
+            if stage.refresh == "always":
+                results[stage.name] = _run_whole(stage, params, params_path, overrides, task_of[stage.name])
+                continue
+            if stale is None:
+                stale = set()
+                if root:  # record the always-stages now, so dvc status says which later stages they made stale
+                    orch.dvc_commit(root, always)
+                    stale = orch.dvc_stale(root)
+            if stage.per_model:
+                if everything:
+                    todo = {m: "pipeline run" for m in params.train.enabled}
+                elif root:
+                    todo = {m: "dvc status: changed" if f"{stage.name}@{m}" in stale else "redone upstream"
+                            for m in params.train.enabled if f"{stage.name}@{m}" in stale or m in previous}
+                else:
+                    todo = stage.outdated(params, previous) if stage.outdated else {}
+                for model, why in todo.items():
+                    log.info("%s@%s: %s", stage.name, model, why)
+                    results[f"{stage.name}@{model}"] = task_of[stage.name](params_path, overrides, model)
+                per_model[stage.name] = list(todo)
+                previous = set(todo)
+                ran += [f"{stage.name}@{m}" for m in todo]
+            elif ran or stage.name in stale or (stage.outdated and stage.outdated(params, previous)):
+                results[stage.name] = task_of[stage.name](params_path, overrides)
+                ran.append(stage.name)
         if root:
             orch.dvc_commit(root, ran)
+        train, evaluate = per_model.get("train", []), per_model.get("evaluate", [])
         results["trained"], results["evaluated"] = sorted(train), evaluate
         results["mlflow_runs"] = orch.stage_run_ids(params, parent)
         ids = {f"{name} (parent)": parent, **results["mlflow_runs"]} if parent else {}
         summary = f"trained: {', '.join(train) or 'nothing (no data change)'}"
-        table = orch.metrics_table(params, ids)
+        table_md = orch.metrics_table(params, ids)
         results["artifact"] = str(create_markdown_artifact(
-            key=ARTIFACT_KEY, markdown=f"# {name}\n\n{summary}\n\n{table}",
+            key=ARTIFACT_KEY, markdown=f"# {name}\n\n{summary}\n\n{table_md}",
             description="metrics per model and the MLflow runs of this flow run"))
         log.info("%s done: trained %s, evaluated %s", name, sorted(train) or "nothing", evaluate or "nothing")
     results["lock"] = dict(times)

@@ -13,7 +13,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from pipeline.stages import STAGES, Stage, summary
+from pipeline import stages
+from pipeline.stages import Stage
 
 NETWORK_RETRIES = dict(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=10), retry_jitter_factor=0.5)
 
@@ -28,21 +29,19 @@ def _task(stage: Stage):
     options: dict[str, Any] = dict(name=stage.name, cache_policy=NO_CACHE, **(NETWORK_RETRIES if stage.network else {}))
     if stage.per_model:
         def run_model(params_path: str, overrides: list[str], model: str) -> Any:
-            return _plain(summary(stage.run(load(params_path, overrides), model)))
+            return stage.execute(load(params_path, overrides), model).summary
 
         return task(task_run_name=f"{stage.name}@{{model}}", **options)(run_model)
 
     def run(params_path: str, overrides: list[str]) -> Any:
-        return _plain(summary(stage.run(load(params_path, overrides))))
+        return stage.execute(load(params_path, overrides)).summary
 
     return task(**options)(run)
 
 
-def _plain(value: Any) -> Any:
-    """Prefect stores task results: paths as strings."""
-    from pathlib import Path
-
-    return str(value) if isinstance(value, Path) else value
+def tasks() -> dict[str, Any]:
+    """One task per entry of the stage table, as it is now (a stage added there is a task here)."""
+    return {stage.name: _task(stage) for stage in stages.STAGES}
 
 
-TASKS = {stage.name: _task(stage) for stage in STAGES}
+TASKS = tasks()

@@ -14,6 +14,7 @@ architectures' code. The family says how the trainer feeds G and D and which los
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -116,7 +117,9 @@ def validate_net(arch: str, net: dict[str, Any]) -> dict[str, Any]:
         for err in e.errors():
             key = ".".join(str(p) for p in err["loc"])
             if err["type"] == "extra_forbidden":
-                msgs.append(f"unknown key net.{key} for arch {arch!r} (allowed: {', '.join(ARCHS[arch].net.model_fields)})")
+                close = difflib.get_close_matches(str(err["loc"][-1]), list(ARCHS[arch].net.model_fields), n=1)
+                hint = f" (did you mean 'net.{close[0]}'?)" if close else ""
+                msgs.append(f"unknown key net.{key} for arch {arch!r}{hint} (allowed: {', '.join(ARCHS[arch].net.model_fields)})")
             else:
                 field = ARCHS[arch].net.model_fields.get(str(err["loc"][0])) if err["loc"] else None
                 why = f"; {field.description}" if field is not None and field.description and err["type"] in BOUNDS else ""

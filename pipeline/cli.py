@@ -12,7 +12,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 
-from pipeline.stages import BY_NAME, STAGES
+from pipeline import stages
 
 DEBUG_HELP = "on a failure, show the traceback too (also BOORUGAN_DEBUG=1)"
 VERBOSE_HELP = "also show third-party log lines (httpx, Prefect, MLflow, ...), quiet by default"
@@ -63,39 +63,11 @@ def quiet_third_party(verbose: bool) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def run(stage: str, params, model: str | None = None):
-    from pipeline.stages import BY_NAME
-
-    return BY_NAME[stage].run(params, model)
-
-
-def _scrape(args, params) -> None:
-    from pipeline.scrape.stage import run_scrape
-
-    print(f"scrape: {run_scrape(params, mode=args.mode).summary()}")
-
-
-def _scrape_args(p: argparse.ArgumentParser) -> None:
-    how = p.add_mutually_exclusive_group()
-    how.add_argument("--replace", dest="mode", action="store_const", const="replace", default="own",
-                     help="make paths.raw this search's even though it holds another source's or search's images: "
-                          "what its manifest lists goes once this run has written its manifest (files no manifest lists stay)")
-    how.add_argument("--add", dest="mode", action="store_const", const="add",
-                     help="add this Danbooru search to a paths.raw that holds another search or a folder import")
-
-
-def _crop(args, params) -> None:
-    print(f"crop: {run('crop', params).summary()}")
-
-
-def _tag(args, params) -> None:
-    result = run('tag', params)
-    state = "" if result.enabled else " (disabled: tag.enabled=false)"
-    print(f"tag: {result.summary()}{state}")
-
-
-def _labels(args, params) -> None:
-    print(f"labels: {run('labels', params).summary()}")
+def _stage(args, params) -> None:
+    """Every stage command: run it through the table and print its result's line."""
+    stage = stages.get(args.command)
+    options = {name: getattr(args, name) for name in stage.cli_options}
+    print(stage.execute(params, getattr(args, "model", None), **options).line)
 
 
 def _label(args, params) -> None:
@@ -108,33 +80,6 @@ def _play(args, params) -> None:
     from pipeline.play.server import run_play
 
     run_play(params)
-
-
-def _train(args, params) -> None:
-    summary = run('train', params, args.model)
-    if summary.get("skipped"):  # exit 0: the stage did its job (train.json says why), so dvc repro goes on
-        print(f"train@{args.model}: skipped: {summary['skipped']}")
-        return
-    ddp = ""
-    if summary["world_size"] > 1:  # every rank prints: equal weights digests show the ranks stayed in step
-        import os
-
-        ddp = f" (rank {os.environ.get('RANK')} of {summary['world_size']}, weights sha256 {summary['weights_sha256']})"
-    print(f"train@{args.model}: {summary['steps']} steps, {summary['images_per_second']} images/s on {summary['device']}{ddp}")
-
-
-def _evaluate(args, params) -> None:
-    metrics = run('evaluate', params, args.model)
-    if metrics.get("skipped"):
-        print(f"evaluate@{args.model}: skipped: {metrics['skipped']}")
-        return
-    unavailable = metrics.pop("unavailable", {})
-    shown = (f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
-    print(f"evaluate@{args.model}: " + ", ".join(shown))
-    if unavailable:  # the reasons were logged once (once per pipeline run); the sidecar keeps them
-        from pipeline.core.layout import status_path
-
-        print(f"  unavailable: {', '.join(unavailable)} (why: {status_path(params.paths.metrics, args.model)})")
 
 
 def _sample(args, params) -> None:
@@ -179,10 +124,6 @@ def _sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="PNG path (default: sampled/<model>/<tags>_seed<seed>.png)")
 
 
-def _report(args, params) -> None:
-    print(f"report: {run('report', params)}")
-
-
 def _compare(args, params) -> None:
     from pipeline.core.errors import StageError
     from pipeline.report.compare import compare_runs, render, status_notes
@@ -198,19 +139,6 @@ def _compare(args, params) -> None:
         print(render(table, args.format, notes=notes, fit_width=show == "default"))
     except ValueError as e:  # a --since that is no date
         raise StageError(str(e)) from None
-
-
-def _init(args, params) -> None:
-    from pipeline.starter import write_starter
-
-    path = write_starter(args.folder, force=args.force)
-    print(f"init: wrote {path}; every setting is in it (docs: settings reference). Next: boorugan scrape, or "
-          f"boorugan scrape -S scrape.source=toy -S crop.detector=none for toy faces without network")
-
-
-def _init_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("folder", nargs="?", default=".", help="where to write params.yaml (default: the current folder)")
-    p.add_argument("--force", action="store_true", help="replace an existing params.yaml with the starter")
 
 
 def _flow(args, params) -> None:
@@ -238,6 +166,19 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timezone", help="time zone of --cron (default: prefect.yaml's)")
 
 
+def _init(args, params) -> None:
+    from pipeline.starter import write_starter
+
+    path = write_starter(args.folder, force=args.force)
+    print(f"init: wrote {path}; every setting is in it (docs: settings reference). Next: boorugan scrape, or "
+          f"boorugan scrape -S scrape.source=toy -S crop.detector=none for toy faces without network")
+
+
+def _init_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("folder", nargs="?", default=".", help="where to write params.yaml (default: the current folder)")
+    p.add_argument("--force", action="store_true", help="replace an existing params.yaml with the starter")
+
+
 def _compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="only this model's runs")
     p.add_argument("--since", help="only runs started on or after this date (YYYY-MM-DD or ISO time, UTC)")
@@ -247,42 +188,65 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
     p.set_defaults(show_params=False)
 
 
-_PRINTERS: dict[str, Callable] = {"scrape": _scrape, "crop": _crop, "tag": _tag, "labels": _labels, "train": _train,
-                                  "evaluate": _evaluate, "report": _report}
-# Stage commands come from the stages table (pipeline/stages.py), in pipeline order; tools follow.
-COMMANDS: dict[str, tuple[str, Callable, bool]] = {
-    **{s.name: (s.help, _PRINTERS[s.name], s.per_model) for s in STAGES if s.name != "report"},
-    "label": ("serve the labelling page that writes labels/manual.csv (127.0.0.1)", _label, False),
-    "play": ("serve a page that draws from, compares and walks every trained model in runs/ (127.0.0.1)", _play, False),
-    "sample": ("write a grid of faces from a trained model (conditional: --tags)", _sample, True),
-    "report": (BY_NAME["report"].help, _report, False),
-    "flow": ("run every stage in order as one Prefect flow", _flow, False),
-    "compare": ("every model's latest training run from MLflow, best first (--params, --all, --format)", _compare, False),
-    "refresh": ("one incremental refresh flow run: new posts -> faces -> tags -> retrain what changed", _refresh, False),
-    "serve": ("serve the refresh (scheduled) and pipeline deployments from this machine", _serve, False),
-    "init": ("write a starter params.yaml (the project's defaults) into a folder that has none", _init, False),
+# Tools that are not stages of the pipeline: (help, handler, takes a model, settings section its --help lists)
+TOOLS: dict[str, tuple[str, Callable, bool, str | None]] = {
+    "label": ("serve the labelling page that writes labels/manual.csv (127.0.0.1)", _label, False, "label"),
+    "play": ("serve a page that draws from, compares and walks every trained model in runs/ (127.0.0.1)", _play, False,
+             "play"),
+    "sample": ("write a grid of faces from a trained model (conditional: --tags)", _sample, True, None),
+    "flow": ("run every stage in order as one Prefect flow", _flow, False, "orchestration"),
+    "compare": ("every model's latest training run from MLflow, best first (--params, --all, --format)", _compare, False,
+                None),
+    "refresh": ("one incremental refresh flow run: new posts -> faces -> tags -> retrain what changed", _refresh, False,
+                "orchestration"),
+    "serve": ("serve the refresh (scheduled) and pipeline deployments from this machine", _serve, False, "orchestration"),
+    "init": ("write a starter params.yaml (the project's defaults) into a folder that has none", _init, False, None),
 }
 NO_PARAMS = frozenset({"init"})  # commands that run before any params.yaml exists
-
 EXTRA_ARGS: dict[str, Callable[[argparse.ArgumentParser], None]] = {"sample": _sample_args, "serve": _serve_args,
-                                                                   "compare": _compare_args, "scrape": _scrape_args,
-                                                                   "init": _init_args}
+                                                                   "compare": _compare_args, "init": _init_args}
+
+
+def commands() -> dict[str, tuple[str, Callable, bool, str | None]]:
+    """Every command: the stages of pipeline/stages.py in pipeline order (read now, so a stage added to
+    the table is a command), then the tools."""
+    return {**{s.name: (s.help, _stage, s.per_model, s.name) for s in stages.STAGES}, **TOOLS}
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser whose help ends with the settings of its params section, generated from the
+    pydantic models (pipeline/core/settings_doc.py) when the help is shown, so nothing is imported
+    before."""
+
+    settings_section: str | None = None
+
+    def format_help(self) -> str:
+        text = super().format_help()
+        if self.settings_section:
+            from pipeline.core.settings_doc import help_text
+
+            text += "\n" + help_text(self.settings_section)
+        return text
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="boorugan", description="Danbooru faces to GANs: the pipeline's stages.")
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="<stage>")
-    for name, (help_text, _, takes_model) in COMMANDS.items():
+    sub = parser.add_subparsers(dest="command", required=True, metavar="<stage>", parser_class=_CommandParser)
+    table = {s.name: s for s in stages.STAGES}
+    for name, (help_text, _, takes_model, section) in commands().items():
         p = sub.add_parser(name, help=help_text, description=help_text)
+        p.settings_section = section
         if takes_model:
             p.add_argument("model", help="a key of train.models in params.yaml")
         if name in NO_PARAMS:
             p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
         else:
             _common(p, bare_params=name == "compare")
-        EXTRA_ARGS.get(name, lambda _: None)(p)
+        extra = table[name].cli_args if name in table else EXTRA_ARGS.get(name)
+        if extra:
+            extra(p)
     return parser
 
 
@@ -329,14 +293,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with _sigterm_unwinds():
             if args.command in NO_PARAMS:
-                COMMANDS[args.command][1](args, None)
+                commands()[args.command][1](args, None)
                 return 0
             from pipeline.params import load_params
 
             params = load_params(args.params, args.overrides)
-            if COMMANDS[args.command][2]:
+            _, handler, takes_model, _ = commands()[args.command]
+            if takes_model:
                 params.model(args.model)
-            COMMANDS[args.command][1](args, params)
+            handler(args, params)
     except (SystemExit, GeneratorExit):
         raise
     except BaseException as e:  # noqa: BLE001 - the boundary: every failure gets its paragraph

@@ -6,11 +6,10 @@ run as a script, prints each stage's code deps in dvc.yaml's spelling, or writes
     python tests/importgraph.py            # print
     python tests/importgraph.py --write    # replace the code-dep lines of every stage in dvc.yaml
 
-Every import counts, also those inside functions (the project imports heavy libraries lazily), and
-so do ``"module:function"`` entry strings (the registries of stages, sources, taggers, archs):
-they are imports too, made by importlib. Importing ``a.b.c`` runs ``a/__init__.py`` and
-``a/b/__init__.py``; those that hold nothing but a docstring cannot change an output and are left
-out of the closures.
+Every import counts, also inside functions, but not under ``if TYPE_CHECKING:`` (never run).
+Package __init__ files holding only a docstring are left out. A stage's deps: its package, the
+settings modules of the params sections it reads (``Stage.reads``, pipeline/stages.py), what those
+import, and the loader pipeline/params.py itself but not what it imports (every stage's settings).
 """
 
 from __future__ import annotations
@@ -23,9 +22,24 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("pipeline", "models", "flows")
-ENTRY = re.compile(r"^((?:pipeline|models|flows)(?:\.\w+)+)(?::\w+)?$")
-# DVC stage name -> the stage's own package (a dep as a whole directory)
-STAGE_PACKAGES = {s: f"pipeline/{s}" for s in ("scrape", "crop", "tag", "labels", "train", "evaluate", "report")}
+LOADER = "pipeline.params"
+if str(ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(ROOT))
+
+
+def stage_table() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """DVC stage name -> (its own package as a directory, the params sections it reads), from the one
+    table (pipeline/stages.py), read at call time."""
+    from pipeline import stages
+
+    return {s.name: (s.package.replace(".", "/"), s.reads) for s in stages.STAGES}
+
+
+def section_module(section: str) -> str:
+    """The module that defines the settings model of a params section."""
+    from pipeline.params import Params
+
+    return Params.model_fields[section].annotation.__module__
 
 
 def module_files() -> dict[str, Path]:
@@ -55,14 +69,12 @@ def imports_of(module: str) -> frozenset[str]:
     modules = module_files()
     tree = ast.parse(modules[module].read_text(), str(modules[module]))
     names: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _runtime_nodes(tree):
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.update(f"{node.module}.{a.name}" for a in node.names)
             names.add(node.module)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and ENTRY.match(node.value):
-            names.add(ENTRY.match(node.value).group(1))
     found: set[str] = set()
     for n in names:
         target = _resolve(n, modules)
@@ -74,47 +86,39 @@ def imports_of(module: str) -> frozenset[str]:
     return frozenset(m for m in found if m in modules)
 
 
+def _runtime_nodes(tree: ast.AST):
+    """Every node, except the bodies of ``if TYPE_CHECKING:`` (imports for annotations only)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        if isinstance(node, ast.If) and getattr(node.test, "id", getattr(node.test, "attr", None)) == "TYPE_CHECKING":
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+
+
 def graph() -> dict[str, frozenset[str]]:
     return {m: imports_of(m) for m in module_files()}
 
 
+def reachable(starts, stop: frozenset[str] = frozenset()) -> set[str]:
+    """``starts`` and every module they import, transitively; a module in ``stop`` is kept but not followed."""
+    seen: set[str] = set()
+    todo = list(starts)
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo.extend(() if m in stop else imports_of(m))
+    return seen
+
+
 def cycles() -> list[list[str]]:
-    """Every strongly connected group of more than one module (Tarjan), and self-imports."""
-    g = graph()
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on: set[str] = set()
-    out: list[list[str]] = []
-    counter = [0]
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = counter[0]
-        counter[0] += 1
-        stack.append(v)
-        on.add(v)
-        for w in sorted(g[v]):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            group = []
-            while True:
-                w = stack.pop()
-                on.discard(w)
-                group.append(w)
-                if w == v:
-                    break
-            if len(group) > 1:
-                out.append(sorted(group))
-
-    sys.setrecursionlimit(10_000)
-    for v in sorted(g):
-        if v not in index:
-            visit(v)
-    return out
+    """Every group of modules that import each other, directly or through others."""
+    reach = {m: reachable(imports_of(m)) for m in module_files()}
+    groups = {tuple(sorted({m} | {n for n in reach[m] if m in reach[n]})) for m in reach if m in reach[m]}
+    return [list(c) for c in sorted(groups)]
 
 
 def is_empty_init(path: Path) -> bool:
@@ -125,24 +129,20 @@ def is_empty_init(path: Path) -> bool:
 
 
 def closure(stage: str) -> set[Path]:
-    """Files (relative to the repo) whose code a run of ``stage`` can execute: its package, and
-    everything that imports, transitively."""
+    """Files (relative to the repo) whose code a run of ``stage`` can execute: its package, the
+    settings modules of the sections it reads, what those import, and the loader's own file."""
     modules = module_files()
-    prefix = STAGE_PACKAGES[stage].replace("/", ".")
-    todo = [m for m in modules if m == prefix or m.startswith(prefix + ".")]
-    seen: set[str] = set()
-    while todo:
-        m = todo.pop()
-        if m not in seen:
-            seen.add(m)
-            todo.extend(imports_of(m))
+    package, reads = stage_table()[stage]
+    prefix = package.replace("/", ".")
+    starts = [m for m in modules if m == prefix or m.startswith(prefix + ".")]
+    seen = reachable([*starts, *map(section_module, reads), LOADER], stop=frozenset({LOADER}))
     return {modules[m].relative_to(ROOT) for m in seen if not is_empty_init(modules[m])}
 
 
 def code_deps(stage: str) -> list[str]:
     """The closure in dvc.yaml's spelling: the stage's package and ``models`` as directories
     (wholly inside the closure for train/evaluate), every other file by name."""
-    dirs = [STAGE_PACKAGES[stage]]
+    dirs = [stage_table()[stage][0]]
     files = closure(stage)
     if any(f.parts[0] == "models" and f.name != "registry.py" for f in files):
         dirs.append("models")
@@ -176,7 +176,7 @@ def write_dvc_deps(path: Path = ROOT / "dvc.yaml") -> None:
 if __name__ == "__main__":
     if sys.argv[1:] == ["--write"]:
         write_dvc_deps()
-    for name in STAGE_PACKAGES:
+    for name in stage_table():
         print(f"{name}:")
         for dep in code_deps(name):
             print(f"  - {dep}")

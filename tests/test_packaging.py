@@ -88,7 +88,7 @@ def _boorugan(installed, *args: str, timeout: int = 600) -> subprocess.Completed
 
 
 def test_every_subcommand_answers_help_from_the_wheel(installed):
-    from pipeline.cli import COMMANDS
+    from pipeline.cli import commands
 
     where = subprocess.run([str(installed["venv"] / "bin/python"), "-c", "import pipeline, models, flows; "
                             "print(pipeline.__file__, models.__file__, flows.__file__)"],
@@ -96,7 +96,7 @@ def test_every_subcommand_answers_help_from_the_wheel(installed):
     assert where.count(str(installed["site"])) == 3, f"imported from outside the wheel: {where}"
     top = _boorugan(installed, "--help")
     assert top.returncode == 0, top.stderr
-    for name in COMMANDS:
+    for name in commands():
         shown = _boorugan(installed, name, "--help", timeout=120)
         assert shown.returncode == 0 and f"usage: boorugan {name}" in shown.stdout, (name, shown.stderr[-2000:])
 

@@ -27,17 +27,20 @@ def test_no_import_cycles():
     assert importgraph.cycles() == []
 
 
-def test_the_graph_sees_lazy_imports_and_entry_strings():
-    """The closure is only as good as the graph: imports inside functions and "module:function"
-    strings must show up, or a stage's deps would miss code it runs."""
+def test_the_graph_sees_lazy_imports_and_skips_type_checking_ones():
+    """The closure is only as good as the graph: imports inside functions must show up, or a stage's
+    deps would miss code it runs; imports under ``if TYPE_CHECKING:`` never run and must not (the
+    stages name ``Params`` for annotations only, so they do not depend on every stage's settings)."""
     assert "pipeline.scrape.sources.danbooru" in importgraph.imports_of("pipeline.scrape.sources.registry")
     assert "pipeline.train.loop" in importgraph.imports_of("pipeline.train.stage")  # imported inside run_train
     assert "pipeline.scrape.stage" in importgraph.imports_of("pipeline.stages")
+    assert "pipeline.params" not in importgraph.imports_of("pipeline.train.stage")
+    assert "pipeline.train.params" in importgraph.imports_of("pipeline.train.stage")
 
 
 def test_dvc_code_deps_are_each_stages_import_closure():
     declared = dvc_code_deps()
-    assert set(declared) == set(importgraph.STAGE_PACKAGES)
+    assert set(declared) == set(importgraph.stage_table())
     for stage, deps in declared.items():
         want = importgraph.code_deps(stage)
         missing, extra = sorted(set(want) - set(deps)), sorted(set(deps) - set(want))
@@ -90,3 +93,14 @@ def test_every_output_location_is_under_paths():
             continue
         for key in values:
             assert key not in ("out", "vocab_out", "conflicts"), f"{section}.{key} is an output: move it to paths"
+
+
+def test_each_stages_dvc_params_are_sections_it_reads():
+    """``Stage.reads`` (which settings modules are a stage's code deps) covers every params section
+    dvc.yaml tracks for the stage."""
+    from pipeline.stages import STAGES
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for s in STAGES:
+        tracked = {str(k).split(".")[0] for k in stages[s.name].get("do", stages[s.name]).get("params", [])}
+        assert tracked <= set(s.reads), f"{s.name}: dvc.yaml tracks {sorted(tracked - set(s.reads))}, not in its reads"

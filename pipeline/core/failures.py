@@ -140,7 +140,7 @@ def _os_error(e: OSError, params: Any) -> str:
 def explain(exc: BaseException, command: str, params: Any = None, model: str | None = None) -> Failure:
     """The paragraph and exit code for ``exc`` raised by ``boorugan <command> [model]``."""
     from pipeline.core.errors import StageError
-    from pipeline.params import ParamsError
+    from pipeline.core.settings import ParamsError
 
     if isinstance(exc, KeyboardInterrupt):
         return Failure("interrupted; what was written is kept, run the same command again to go on", EXIT_INTERRUPTED)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.params import SketchParams
+from pipeline.train.params import SketchParams
 
 
 def _blur(x: np.ndarray, sigma: float) -> np.ndarray:

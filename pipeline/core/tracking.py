@@ -11,9 +11,10 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipeline.params import Params
+if TYPE_CHECKING:
+    from pipeline.params import Params
 
 log = logging.getLogger(__name__)
 PIPELINE_RUN_ENV = "BOORUGAN_PIPELINE_RUN"

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import difflib
 import re
+from typing import TYPE_CHECKING
 
 from pipeline.core.errors import StageError
-from pipeline.params import VocabularyParams
+
+if TYPE_CHECKING:
+    from pipeline.tag.params import VocabularyParams
 
 UNKNOWN = "unknown"
 _SPELLING = {"gray": "grey", "twin tails": "twintails", "twin tail": "twintails", "blond": "blonde"}

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from pipeline.crop.detectors import Box
-from pipeline.params import CropParams
+from pipeline.crop.params import CropParams
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.core.errors import StageError
+from pipeline.crop.params import CropParams
 from pipeline.crop.state import FULL, INDEX_COLUMNS, SOURCE_COLUMNS, _concat, face_name
-from pipeline.params import CropParams
 
 log = logging.getLogger(__name__)
 # Bump when the code changes what one config produces, so old faces are redone, not trusted.

@@ -16,10 +16,12 @@ import json
 import logging
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.core.layout import HISTORY_SUFFIX, status_path
-from pipeline.params import Params
+
+if TYPE_CHECKING:
+    from pipeline.params import Params
 
 
 def checkpoints_to_score(run_dir: Path, every_epochs: int | None) -> list[tuple[int | None, Path]]:

@@ -26,7 +26,7 @@ from pathlib import Path
 from pipeline.core.csvrows import numbered_rows
 from pipeline.core.errors import StageError
 from pipeline.core.vocab import UNKNOWN, normalise_tag
-from pipeline.params import VocabularyParams
+from pipeline.tag.params import VocabularyParams
 
 KEYS = ("face_id", "md5", "file")
 YES, NO = {"yes", "y", "true", "1"}, {"no", "n", "false", "0"}

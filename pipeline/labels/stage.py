@@ -35,8 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.core.errors import StageError
+from pipeline.core.settings import PathsParams
 from pipeline.core.vocab import UNKNOWN, attributes, to_json
-from pipeline.params import LabelsParams, PathsParams, VocabularyParams
+from pipeline.labels.params import LabelsParams
+from pipeline.tag.params import VocabularyParams
 
 log = logging.getLogger(__name__)
 CONFLICT_COLUMNS = ["face_id", "attribute", "manual", "i2v", "i2v_prob", "line"]

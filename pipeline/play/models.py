@@ -2,9 +2,10 @@
 loaded generators, and every drawing the page asks for (grids, walks, sketches).
 
 This is the one module of the page that touches the trainer's code (loading a checkpoint, the
-sampler's way of turning a seed and tags into G's inputs), so a change there is mended here only.
-A grid is drawn exactly as ``python -m pipeline sample`` draws it (same seed, tags, EMA G, 8 per
-row), so a downloaded PNG can be reproduced from the command in its text chunks.
+sampler), so a change there is mended here only. Every drawing goes through
+pipeline/train/sampling.py (inputs, their random order, sketches), so a grid is drawn exactly as
+``python -m pipeline sample`` draws it (same seed, tags, EMA G, 8 per row) and a downloaded PNG can
+be reproduced from the command in its text chunks.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from pipeline.core.layout import CHECKPOINT, TRAIN_SUMMARY
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")  # what a model folder may be called to be listed
 RANDOM = "random"
+MAX_SKETCH_BYTES = 4 << 20  # an uploaded drawing, before it is decoded
+MAX_SKETCH_PIXELS = 4096 * 4096
 
 
 class PlayError(ValueError):
@@ -201,154 +204,84 @@ class Models:
             raise PlayError(f"{name} draws from sketches, not from noise: use the sketch panel")
         return m
 
-    def _inputs(self, m: Loaded, seed: int, count: int, fixed: dict[str, str]):
-        """(z, codes or None) exactly as the sampler draws them for (seed, count, tags): the latent of
-        face i of a grid is z[i], so a walk or "more like this" starts from the face that was clicked."""
-        import torch
-
-        s = m.sampler
-        dev = next(s.G.parameters()).device
-        gen = torch.Generator(device=dev).manual_seed(seed)
-        z = torch.randn(count, s.nz, generator=gen, device=dev)
-        if not s.vocab:
-            return z, None
-        codes = s.random_codes(count, gen, s.codes_of_tags([f"{a}={v}" for a, v in fixed.items()]))
-        return z, codes
-
-    def _forward(self, m: Loaded, z, codes):
-        """G on given noise (and codes), through the trainer's one sampling function (the family's
-        own mode: unconditional G on the batch's statistics, as the reference DCGAN samples)."""
-        from pipeline.train.families import Batch, one_hot
-        from pipeline.train.sampling import outputs
-
-        s = m.sampler
-        c = None if codes is None else one_hot(codes, s.sizes)
-        return outputs(s.G, s.fam, Batch(None, z=z, codes=codes, c=c))
-
     @staticmethod
     def _requested(m: Loaded, codes, n: int) -> list[dict[str, str]]:
         if codes is None:
             return [{} for _ in range(n)]
-        vocab = m.sampler.vocab
-        return [{a: vocab[a][int(k)] for a, k in zip(vocab, row)} for row in codes.tolist()]
+        asked = m.sampler.requested(codes)
+        return [{a: values[i] for a, values in asked.items()} for i in range(n)]
 
-    # ---- drawings
+    # ---- drawings: inputs, their random order and G's way of drawing are the sampler's
+    # (pipeline/train/sampling.py), so a face here is the face ``sample`` and evaluation draw
 
     def grid(self, name: str, seed: int, count: int, attributes: dict[str, str] | None = None) -> Drawn:
         """``count`` faces of ``seed``: the sampler's own draw, as ``python -m pipeline sample`` makes it."""
         from pipeline.core.images import to_uint8
 
         fixed = self.fixed_codes(name, attributes)
-        with self.lock:
+        with self.lock, _asked():
             m = self._noise_model(name)
-            images, codes = m.sampler.draw(count, seed=seed, tags=[f"{a}={v}" for a, v in fixed.items()])
+            images, codes = m.sampler.draw(count, seed=seed, tags=_as_tags(fixed))
             return Drawn(to_uint8(images), self._requested(m, codes, count), name, m.step, {"fixed": fixed})
 
     def walk(self, name: str, start: tuple[int, int, int], end: tuple[int, int, int], steps: int, mode: str = "slerp",
              attributes: dict[str, str] | None = None) -> Drawn:
         """``steps`` faces from face (seed, index, count) ``start`` to ``end``, linear or spherical in z;
         a conditional model keeps the start face's attributes along the way."""
-        import torch
-
         from pipeline.core.images import to_uint8
 
         fixed = self.fixed_codes(name, attributes)
-        with self.lock:
+        with self.lock, _asked():
             m = self._noise_model(name)
-            za, ca = self._pick(m, start, fixed)
-            zb, _ = self._pick(m, end, fixed)
-            t = torch.linspace(0, 1, steps, device=za.device)[:, None]
-            z = lerp(za, zb, t) if mode == "lerp" else slerp(za, zb, t)
-            codes = None if ca is None else ca.expand(steps, -1)
-            return Drawn(to_uint8(self._forward(m, z, codes)), self._requested(m, codes, steps), name, m.step,
+            s = m.sampler
+            inputs = s.walk(s.face(*start, _as_tags(fixed)), s.face(*end, _as_tags(fixed)), steps, mode)
+            return Drawn(to_uint8(s.render(inputs)), self._requested(m, inputs.codes, steps), name, m.step,
                          {"mode": mode, "start": start, "end": end})
 
     def near(self, name: str, start: tuple[int, int, int], count: int, strength: float, variation_seed: int,
              attributes: dict[str, str] | None = None) -> Drawn:
         """"More like this": the start face, then ``count - 1`` small random moves of its latent vector."""
-        import torch
-
         from pipeline.core.images import to_uint8
 
         fixed = self.fixed_codes(name, attributes)
-        with self.lock:
+        with self.lock, _asked():
             m = self._noise_model(name)
-            z0, c0 = self._pick(m, start, fixed)
-            gen = torch.Generator(device=z0.device).manual_seed(variation_seed)
-            moves = torch.randn(count - 1, z0.shape[1], generator=gen, device=z0.device) * strength
-            z = torch.cat([z0, z0 + moves])
-            codes = None if c0 is None else c0.expand(count, -1)
-            return Drawn(to_uint8(self._forward(m, z, codes)), self._requested(m, codes, count), name, m.step,
+            s = m.sampler
+            inputs = s.near(s.face(*start, _as_tags(fixed)), count, strength, variation_seed)
+            return Drawn(to_uint8(s.render(inputs)), self._requested(m, inputs.codes, count), name, m.step,
                          {"strength": strength, "variation_seed": variation_seed, "start": start})
-
-    def _pick(self, m: Loaded, face: tuple[int, int, int], fixed: dict[str, str]):
-        seed, index, count = face
-        if not 0 <= index < count:
-            raise PlayError(f"face index {index} is outside a grid of {count}")
-        z, codes = self._inputs(m, seed, count, fixed)
-        return z[index:index + 1], None if codes is None else codes[index:index + 1]
 
     def sketch(self, name: str, picture: bytes) -> tuple[np.ndarray, np.ndarray, Drawn]:
         """(the sketch as the model saw it, H x W uint8; the share of its pixels with ink, darker than 224;
         the face drawn from it)."""
-        import torch
-
         from pipeline.core.images import to_uint8
+        from pipeline.train.sampling import read_sketch, sketch_tensor
 
-        with self.lock:
+        if len(picture) > MAX_SKETCH_BYTES:
+            raise PlayError(f"the sketch is {len(picture)} bytes; at most {MAX_SKETCH_BYTES}")
+        with self.lock, _asked():
             m = self.load(name)
             if m.meta["family"] != "sketch":
                 raise PlayError(f"{name} draws from noise, not from sketches; sketch models: "
                                 f"{', '.join(i['name'] for i in self.all_infos() if i.get('sketch')) or 'none'}")
-            size = m.meta["image_size"]
-            grey = read_sketch(picture, size)
-            x = torch.from_numpy(grey.copy())[None, None].float().div(127.5).sub(1)
-            face = m.sampler.sample(1, sketches=x)
+            grey = read_sketch(picture, m.meta["image_size"], max_pixels=MAX_SKETCH_PIXELS)
+            face = m.sampler.sample(1, sketches=sketch_tensor(grey[None]))
             return grey, float((grey < 224).mean()), Drawn(to_uint8(face), [{}], name, m.step)
 
 
-def lerp(a, b, t):
-    return a + (b - a) * t
+def _as_tags(fixed: dict[str, str]) -> list[str]:
+    """The sampler's spelling of fixed attributes (what ``sample --tags`` takes)."""
+    return [f"{a}={v}" for a, v in fixed.items()]
 
 
-def slerp(a, b, t):
-    """Spherical interpolation between the rows ``a`` and ``b`` (1 x nz) at the fractions ``t`` (k x 1):
-    Gaussian latents live near a sphere, so this keeps the norm that linear steps shrink midway."""
-    import torch
-
-    an, bn = a / a.norm(dim=1, keepdim=True), b / b.norm(dim=1, keepdim=True)
-    omega = torch.arccos((an * bn).sum(1, keepdim=True).clamp(-1 + 1e-7, 1 - 1e-7))
-    so = torch.sin(omega)
-    if float(so) < 1e-6:  # the same direction: nothing to curve around
-        return lerp(a, b, t)
-    return torch.sin((1 - t) * omega) / so * a + torch.sin(t * omega) / so * b
-
-
-MAX_SKETCH_BYTES = 4 << 20
-MAX_SKETCH_PIXELS = 4096 * 4096
-
-
-def read_sketch(picture: bytes, size: int) -> np.ndarray:
-    """A drawing (PNG/JPEG/WebP bytes, dark lines on light; transparent counts as paper) as the
-    model's size x size grey, as ``sample --sketch`` reads a file."""
-    import io
-
-    from PIL import Image, UnidentifiedImageError
-
-    if len(picture) > MAX_SKETCH_BYTES:
-        raise PlayError(f"the sketch is {len(picture)} bytes; at most {MAX_SKETCH_BYTES}")
+@contextlib.contextmanager
+def _asked():
+    """The sampler's refusals (a face index outside its grid, a drawing PIL cannot read) are the
+    request's fault: a 422 that says why."""
     try:
-        with Image.open(io.BytesIO(picture)) as im:
-            if im.width * im.height > MAX_SKETCH_PIXELS:
-                raise PlayError(f"the sketch is {im.width}x{im.height}; at most {MAX_SKETCH_PIXELS} pixels")
-            if im.mode in ("RGBA", "LA", "P"):
-                rgba = im.convert("RGBA")
-                paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(paper, rgba)
-            grey = im.convert("L").resize((size, size), Image.Resampling.LANCZOS)
-    except Image.DecompressionBombError as e:  # a header that declares more pixels than any drawing has
-        raise PlayError(f"the sketch declares too many pixels ({e}); upload a drawing of at most "
-                        f"{MAX_SKETCH_PIXELS} pixels (it becomes {size} px)") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise PlayError(f"the sketch is not a picture PIL can read: {e}") from None
-    return np.asarray(grey)
+        yield
+    except PlayError:
+        raise
+    except ValueError as e:
+        raise PlayError(str(e)) from None
+

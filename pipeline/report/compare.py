@@ -15,9 +15,10 @@ import json
 import math
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipeline.params import Params
+if TYPE_CHECKING:
+    from pipeline.params import Params
 
 WIDTH = 120
 BASE = ("model", "arch", "steps", "images_seen", "date", "commit")

@@ -14,11 +14,14 @@ import html
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.core.layout import status_path
-from pipeline.params import Params, ReportParams
+from pipeline.report.params import ReportParams
 from pipeline.report.table import UNRANKED_NOTE, cell, columns, direction, is_best, reason_notes, unranked_note, verdict
+
+if TYPE_CHECKING:
+    from pipeline.params import Params
 
 STEP_PLOT_KEYS = ("ssl_fd", "fid", "ssl_kid", "kid", "c2st_acc", "diversity_ratio", "attr_acc")
 

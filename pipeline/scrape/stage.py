@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pipeline.core.errors import StageError
 from pipeline.core.layout import MANIFEST
-from pipeline.params import ScrapeParams
+from pipeline.scrape.params import ScrapeParams
 from pipeline.scrape.probe import probe_image
 from pipeline.scrape.result import ScrapeResult
 from pipeline.scrape.workspace import Mode

@@ -30,7 +30,7 @@ from typing import Literal
 
 from pipeline.core.errors import StageError
 from pipeline.core.layout import DANBOORU_JOURNAL, INCOMING, MANIFEST, WORKSPACE
-from pipeline.params import ScrapeParams
+from pipeline.scrape.params import ScrapeParams
 
 log = logging.getLogger(__name__)
 Mode = Literal["own", "replace", "add"]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pipeline.core.device import resolve_device
 from pipeline.core.layout import PROB_PREFIX
-from pipeline.params import TagParams
+from pipeline.tag.params import TagParams
 
 log = logging.getLogger(__name__)
 

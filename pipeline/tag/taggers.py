@@ -1,19 +1,21 @@
 """Taggers: a picture in, one probability per tag out.
 
 A tagger is one module exposing ``load(params: TagParams, device: str) -> Tagger``; registering it
-is one line in ``TAGGERS`` (and a name in ``TagParams.tagger``). A WD14 ONNX tagger, for example,
+is one import and one line in ``TAGGERS`` (and a name in ``TagParams.tagger``). A WD14 ONNX tagger, for example,
 would be a module that reads its model and CSV of tag names and implements ``predict``.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Protocol
 
 import numpy as np
 
-TAGGERS = {"i2v": "pipeline.tag.i2v"}
+from pipeline.tag import i2v
+
+TAGGERS: dict[str, ModuleType] = {"i2v": i2v}  # i2v imports torch only when a tagger loads
 
 
 class Tagger(Protocol):
@@ -30,4 +32,4 @@ def load_tagger(params, device: str) -> Tagger:
         module = TAGGERS[params.tagger]
     except KeyError:
         raise ValueError(f"unknown tagger {params.tagger!r}; known: {sorted(TAGGERS)}") from None
-    return importlib.import_module(module).load(params, device)
+    return module.load(params, device)

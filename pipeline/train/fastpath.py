@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FastOptions:
-    """``train.fast`` / ``amp`` / ``channels_last`` / ``cuda_graph`` (pipeline/params.py), as plain
+    """``train.fast`` / ``amp`` / ``channels_last`` / ``cuda_graph`` (pipeline/train/params.py), as plain
     values so the trainer and the bench need no params file."""
 
     fast: str = "auto"            # auto (CUDA only) | on (also CPU: autocast, channels_last) | off

@@ -1,6 +1,6 @@
-"""The GAN training loop, one for every family of the zoo. Needs torch and numpy only: tracking
-comes in through callbacks, so the same loop runs on a machine with no MLflow/Prefect/DVC (the GPU
-box) and under every caller.
+"""The GAN training loop, one for every family of the zoo. Needs torch, numpy and the train stage's
+settings (pipeline/train/params.py: pydantic, no YAML): tracking comes in through callbacks, so the
+same loop runs on a machine with no MLflow/Prefect/DVC (the GPU box) and under every caller.
 
 A family (pipeline/train/families.py) only changes what a batch carries and how it becomes D's and
 G's losses; the update rules, thresholds, EMA, checkpoints (pipeline/train/checkpoint.py) and guards
@@ -30,9 +30,8 @@ import torch
 
 from pipeline.core.device import resolve_device
 from pipeline.core.errors import StageError
-from pipeline.core.images import grid, save_png, to_uint8
+from pipeline.core.images import save_png
 from pipeline.core.layout import CHECKPOINT
-from pipeline.params import ModelSpec
 from pipeline.train import rundir
 from pipeline.train.checkpoint import (
     DamagedCheckpoint,
@@ -47,7 +46,8 @@ from pipeline.train.distributed import Dist
 from pipeline.train.families import FAMILIES, Batch, one_hot
 from pipeline.train.fastpath import FastOptions, GraphedStep, Plan, choose
 from pipeline.train.losslog import LossLog
-from pipeline.train.sampling import Sampler, outputs
+from pipeline.train.params import ModelSpec
+from pipeline.train.sampling import Sampler, epoch_inputs, outputs, sheet
 
 log = logging.getLogger(__name__)
 STATS = ("loss_d", "loss_g", "d_real", "d_fake", "d_updated", "g_updated")
@@ -251,19 +251,10 @@ class _Faces:
         return b
 
     def fixed(self, gan: GAN, seed: int) -> Batch:
-        """The per-epoch grids' inputs, from their own generator: grids do not depend on resuming.
-        With labels, row r asks for value r of the first attribute (cycling), the rest at random."""
-        dev = self.data.device
-        gen = torch.Generator(device=dev).manual_seed(seed + 1)
-        b = Batch(_to_unit(self.data[:64]))
-        if self.fam.sketches:
-            b.sketch = _to_unit(self.sk[:32])
-        else:
-            b.z = torch.randn(64, gan.nz, generator=gen, device=dev)
-        if self.fam.labels:
-            b.codes = Sampler(gan.G, gan.meta).random_codes(64, gen)
-            b.codes[:, 0] = torch.arange(64, device=dev) // 8 % gan.sizes[0]
-            b.c = one_hot(b.codes, gan.sizes)
+        """The per-epoch grids' inputs (pipeline/train/sampling.py ``epoch_inputs``): grids do not
+        depend on resuming; sketch2image draws from the first training faces' sketches."""
+        b = epoch_inputs(Sampler(gan.G, gan.meta), seed, _to_unit(self.sk[:32]) if self.fam.sketches else None)
+        b.real = _to_unit(self.data[:64])
         return b
 
 
@@ -379,9 +370,7 @@ def _run(images, spec: ModelSpec, out: Path, labels, sketches, seed: int, dev: t
         if not dist.main:
             return None
         pics = outputs(gan.G_ema if gan.G_ema is not None else gan.G, faces.fam, fixed, batch_size=batch)
-        if faces.fam.sketches:  # sketch beside output
-            pics = torch.stack([fixed.sketch.expand(-1, faces.channels, -1, -1), pics], 1).flatten(0, 1)
-        return save_png(grid(to_uint8(pics)), where / rundir.SAMPLES / f"epoch_{-(-step // per_epoch):03d}.png")
+        return save_png(sheet(pics, fixed.sketch), where / rundir.SAMPLES / f"epoch_{-(-step // per_epoch):03d}.png")
 
     # 4. the loop: a step, the EMA, stats kept on the device; losses read every log_every steps and
     # before every checkpoint (so losses.csv holds every step a checkpoint has); at each epoch end (or

@@ -12,9 +12,10 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.params import ModelSpec, Params
+from pipeline.train.params import ModelSpec
 
 if TYPE_CHECKING:
+    from pipeline.params import Params
     from pipeline.train.distributed import Dist
     from pipeline.train.fastpath import FastOptions
 

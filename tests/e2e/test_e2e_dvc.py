@@ -164,7 +164,7 @@ def test_touching_a_core_module_stales_exactly_the_stages_that_import_it(repo, c
     import importgraph
 
     assert stale_stages(repo) == set()
-    importers = {s for s in importgraph.STAGE_PACKAGES if Path(core_file) in importgraph.closure(s)}
+    importers = {s for s in importgraph.stage_table() if Path(core_file) in importgraph.closure(s)}
     expected = {f"{s}@dcgan" if s in ("train", "evaluate") else s for s in importers}
     assert importers, f"no stage imports {core_file}: pick another module"
     path = repo / core_file
@@ -172,6 +172,24 @@ def test_touching_a_core_module_stales_exactly_the_stages_that_import_it(repo, c
     try:
         path.write_text(original + "\n# touched by the test\n")
         assert stale_stages(repo) == expected
+    finally:
+        path.write_text(original)
+    assert stale_stages(repo) == set()
+
+
+def test_editing_one_stages_settings_stales_that_stage_and_what_reads_it(repo):
+    """Settings live per stage (pipeline/<stage>/params.py): a change to the train stage's settings
+    module (a comment is enough for DVC's hash) makes `dvc status` list the stages that read the
+    train section (train, evaluate, report) and none of the data stages, which before the split all
+    depended on the one pipeline/params.py."""
+    assert stale_stages(repo) == set()
+    path = repo / "pipeline/train/params.py"
+    original = path.read_text()
+    try:
+        path.write_text(original + "\n# a comment: help text edited\n")
+        stale = stale_stages(repo)
+        assert stale == {"train@dcgan", "evaluate@dcgan", "report"}
+        assert not stale & {"scrape", "crop", "tag", "labels"}
     finally:
         path.write_text(original)
     assert stale_stages(repo) == set()

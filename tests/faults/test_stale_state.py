@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from faults.harness import ROOT, cli, env, kill_when, rng, run, stray_tmp
 
-from conftest import tiny_overrides
-
 from pipeline.core.layout import INCOMING
+
+from conftest import tiny_overrides
 
 
 def runs_of(experiment: str, stage: str) -> list:

@@ -124,7 +124,7 @@ def test_walk_strip_has_the_requested_length_and_starts_at_the_picked_face(url, 
 def test_slerp_keeps_the_latent_norm_that_lerp_loses():
     import torch
 
-    from pipeline.play.models import lerp, slerp
+    from pipeline.train.sampling import lerp, slerp
 
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(1, 100, generator=g), torch.randn(1, 100, generator=g)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.params import EvaluateParams
+from pipeline.evaluate.params import EvaluateParams
 
 
 @dataclass

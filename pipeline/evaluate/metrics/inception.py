@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.params import InceptionParams
+from pipeline.evaluate.params import InceptionParams
 
 log = logging.getLogger(__name__)
 FEATURES = ("2048", "logits_unbiased")

@@ -3,7 +3,7 @@
 Each metric is a pure function of real and generated faces (uint8 NHWC) and its params, so
 evaluate can run any subset. A metric that cannot be computed here raises ``MetricUnavailable``;
 ``compute`` records the reason instead. Heavy imports stay inside the functions. The names are
-also the allowed values of ``evaluate.metrics`` (``pipeline.params.MetricName``), checked equal by
+also the allowed values of ``evaluate.metrics`` (``pipeline.evaluate.params.MetricName``), checked equal by
 a test.
 """
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from pipeline.core.cache import cache_dir
-from pipeline.params import FeatureNetParams
+from pipeline.evaluate.params import FeatureNetParams
 
 log = logging.getLogger(__name__)
 

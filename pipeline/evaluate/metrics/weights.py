@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from pipeline.evaluate.metrics.errors import MetricUnavailable
-from pipeline.params import InceptionParams
+from pipeline.evaluate.params import InceptionParams
 
 log = logging.getLogger(__name__)
 

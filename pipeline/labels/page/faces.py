@@ -7,8 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.core.vocab import UNKNOWN, attributes
+from pipeline.labels.params import LabelsParams
 from pipeline.labels.stage import is_conflict, known_tagged, merge_face, tagger_values
-from pipeline.params import LabelsParams, VocabularyParams
+from pipeline.tag.params import VocabularyParams
 
 FILTERS = {"all": "all faces", "unlabelled": "no manual label yet", "labelled": "with a manual label",
            "low_confidence": "tagger unsure", "conflicts": "manual disagrees with a confident tagger"}

@@ -17,7 +17,7 @@ from pathlib import Path
 from pipeline.core.errors import StageError
 from pipeline.core.vocab import UNKNOWN
 from pipeline.labels.manual import manual_values, read_manual, write_manual
-from pipeline.params import VocabularyParams
+from pipeline.tag.params import VocabularyParams
 
 BINARY_VALUES = ("yes", "no")
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from pipeline.core.errors import StageError
 from pipeline.core.layout import DANBOORU_JOURNAL
-from pipeline.params import ScrapeParams
+from pipeline.scrape.params import ScrapeParams
 from pipeline.scrape.sources import danbooru_api as api
 from pipeline.scrape.sources import danbooru_skips as skips
 

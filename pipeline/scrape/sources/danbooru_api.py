@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 from pipeline.core.errors import StageError
-from pipeline.params import DANBOORU_RATINGS, DanbooruSource
+from pipeline.scrape.params import DANBOORU_RATINGS, DanbooruSource
 
 LOGIN_ENV, API_KEY_ENV = "DANBOORU_LOGIN", "DANBOORU_API_KEY"
 ANONYMOUS_TAG_LIMIT = 2  # anonymous and basic accounts (Gold: 6); 422 beyond (app/models/user.rb tag_query_limit)

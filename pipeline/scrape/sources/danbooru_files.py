@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.params import DanbooruSource
+from pipeline.scrape.params import DanbooruSource
 from pipeline.scrape.sources import danbooru_api as api
 
 log = logging.getLogger(__name__)

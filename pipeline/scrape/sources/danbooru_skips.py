@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 
-from pipeline.params import DanbooruSource
+from pipeline.scrape.params import DanbooruSource
 
 FINAL, SETTING, PASSING = "final", "setting", "passing"
 

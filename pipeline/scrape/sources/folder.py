@@ -24,7 +24,7 @@ from pathlib import Path
 from pipeline.core.csvrows import numbered_rows
 from pipeline.core.errors import StageError
 from pipeline.core.layout import FOLDER_LABEL, FOLDER_LABEL_ORIGIN
-from pipeline.params import ScrapeParams
+from pipeline.scrape.params import ScrapeParams
 from pipeline.scrape.sources.base import Candidate, Skip
 
 MAX_SHOWN = 50

@@ -9,37 +9,34 @@ function ``(params, out_dir, result, plan) -> result`` (``plan``: pipeline/scrap
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.scrape.sources.danbooru import scrape_danbooru
+from pipeline.scrape.sources.danbooru_api import check_params
+from pipeline.scrape.sources.folder import check_folder, iter_folder
+from pipeline.scrape.sources.toy import iter_toy
+
 
 @dataclass(frozen=True)
 class Source:
-    entry: str            # "module:function", imported only when the source runs
+    function: Callable[..., Any]  # the source itself (none imports more than numpy at import time)
     accumulates: bool     # False: yields Candidates (a snapshot); True: stores into out_dir itself
-    checker: str | None = None  # "module:function" (params) -> None, raising StageError; no I/O beyond a stat
+    checker: Callable[[Any], None] | None = None  # (params) -> None, raising StageError; no I/O beyond a stat
 
     def load(self) -> Callable[..., Any]:
-        return _function(self.entry)
+        return self.function
 
     def check(self, params) -> None:
         if self.checker:
-            _function(self.checker)(params)
-
-
-def _function(entry: str) -> Callable[..., Any]:
-    module, func = entry.split(":")
-    return getattr(importlib.import_module(module), func)
+            self.checker(params)
 
 
 SOURCES: dict[str, Source] = {
-    "toy": Source("pipeline.scrape.sources.toy:iter_toy", accumulates=False),
-    "folder": Source("pipeline.scrape.sources.folder:iter_folder", accumulates=False,
-                     checker="pipeline.scrape.sources.folder:check_folder"),
-    "danbooru": Source("pipeline.scrape.sources.danbooru:scrape_danbooru", accumulates=True,
-                       checker="pipeline.scrape.sources.danbooru_api:check_params"),
+    "toy": Source(iter_toy, accumulates=False),
+    "folder": Source(iter_folder, accumulates=False, checker=check_folder),
+    "danbooru": Source(scrape_danbooru, accumulates=True, checker=check_params),
 }
 
 

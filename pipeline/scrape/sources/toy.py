@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from pipeline.core.toyfaces import draw_face, sample_labels
-from pipeline.params import ScrapeParams
+from pipeline.scrape.params import ScrapeParams
 from pipeline.scrape.sources.base import Candidate
 
 
