@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from pipeline.core import settings_doc
 from pipeline.core.settings_doc import Row
 
+
 def rows(model_cls: type[BaseModel], prefix: str = "") -> list[Row]:
     """The value rows of ``model_cls`` (the group rows of sub-models become the page's headings)."""
     return [r for r in settings_doc.rows(model_cls, prefix) if not r.group]
