@@ -60,3 +60,20 @@ def test_readme_cheap_commands_run():
         out = subprocess.run(_argv(command), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, (command, out.stdout[-2000:], out.stderr[-2000:])
         assert "usage: boorugan" in out.stdout
+
+
+def test_demo_and_run_end_by_naming_the_report_play_and_the_mlflow_ui():
+    from pipeline.params import load_params
+
+    def recipe(target: str) -> str:
+        out = subprocess.run(["make", "-n", "-o", ".venv/.installed", target], cwd=ROOT, capture_output=True, text=True,
+                             timeout=60, check=True).stdout
+        return out[out.index("pipeline flow" if target == "demo" else "dvc repro"):]
+
+    reports = load_params(ROOT / "params.yaml").paths.reports
+    run = recipe("run")
+    assert f"{reports}/report.md" in run and "boorugan play" in run and "make ui" in run
+    demo = recipe("demo")
+    demo_reports = re.search(r"-S paths\.reports=(\S+)", demo).group(1)  # the demo's own workspace
+    tail = demo[demo.index("printf"):]
+    assert f"{demo_reports}/report.md" in tail and "make demo-play" in tail and "make ui" in tail
