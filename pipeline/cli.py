@@ -58,6 +58,7 @@ def quiet_third_party(verbose: bool) -> None:
     # these are that file's overrides ("Finished in state Completed()" per task, the server's requests).
     os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # mlflow sets its logger's level when imported
     os.environ.setdefault("DO_NOT_TRACK", "1")
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)

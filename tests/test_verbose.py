@@ -18,7 +18,8 @@ def _levels() -> dict[str, bool]:
 def test_quiet_by_default_and_verbose_brings_them_back(monkeypatch):
     from pipeline.cli import quiet_third_party
 
-    for name in ("BOORUGAN_VERBOSE", "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "PREFECT_SERVER_ANALYTICS_ENABLED"):
+    for name in ("BOORUGAN_VERBOSE", "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "PREFECT_SERVER_ANALYTICS_ENABLED",
+                 "MLFLOW_LOGGING_LEVEL"):
         monkeypatch.delenv(name, raising=False)
     saved = {n: logging.getLogger(n).level for n in ("httpx", "prefect.task_runs", "docket")}
     try:
@@ -30,6 +31,7 @@ def test_quiet_by_default_and_verbose_brings_them_back(monkeypatch):
         # Prefect sets its loggers' levels from its own logging.yml when it starts: told through its env overrides
         assert os.environ["PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL"] == "WARNING"
         assert os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"  # its telemetry heartbeat's tracebacks
+        assert os.environ["MLFLOW_LOGGING_LEVEL"] == "WARNING"  # mlflow, likewise, sets its level when imported
         for name in saved:
             logging.getLogger(name).setLevel(logging.NOTSET)
         quiet_third_party(True)
