@@ -9,10 +9,7 @@ models of ``models/registry.py``. ``hooks.py`` (mkdocs) turns it into the page
 from __future__ import annotations
 
 import inspect
-import re
 from collections.abc import Iterator
-from dataclasses import replace
-from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -36,29 +33,6 @@ def net_rows(prefix: str = "train.models.<name>.net") -> Iterator[tuple[str, lis
         yield (inspect.getdoc(net) or net.__name__).split("\n")[0], archs, list(rows(net, prefix))
 
 
-def yaml_comments(path: str | Path) -> dict[str, str]:
-    """``key: value  # comment`` lines of params.yaml by dotted name, for settings whose field has no
-    description yet (the bridge until every description lives in its Field; entries of train.models
-    are read as ``train.models.<name>``)."""
-    found: dict[str, str] = {}
-    stack: list[tuple[int, str]] = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        match = re.match(r"^(\s*)([A-Za-z_][\w]*):(.*)$", line)
-        if not match:
-            continue
-        indent, key, rest = len(match[1]), match[2], match[3]
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        names = [k for _, k in stack] + [key]
-        if len(names) >= 3 and names[:2] == ["train", "models"]:
-            names[2] = "<name>"
-        if "#" in rest and not rest.strip().startswith(("'", '"')):
-            comment = rest.split("#", 1)[1].strip()
-            found.setdefault(".".join(names), comment)
-        stack.append((indent, key))
-    return found
-
-
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -71,11 +45,9 @@ def _table(items: list[Row]) -> list[str]:
     return out
 
 
-def settings_markdown(params_yaml: str | Path = Path(__file__).resolve().parents[1] / "params.yaml") -> str:
+def settings_markdown() -> str:
     """The whole page: one table per top-level section of params.yaml, then the nets per architecture."""
     from pipeline.params import Params
-
-    comments = yaml_comments(params_yaml)
 
     lines = ["# Settings reference", "",
              "Every setting of `params.yaml`, generated from the settings models in the code when the site is built "
@@ -83,7 +55,7 @@ def settings_markdown(params_yaml: str | Path = Path(__file__).resolve().parents
              "them for one run with `-S name=value` (`boorugan <stage> -S ...` or `dvc exp run -S ...`); a value "
              "outside its range or an unknown name stops the run before any work, naming the setting.", "",
              "`<name>` is an entry of `train.models` (e.g. `dcgan`); `null` means unset.", ""]
-    all_rows = [r if r.description else replace(r, description=comments.get(r.name, "")) for r in rows(Params)]
+    all_rows = rows(Params)
     for section, field in Params.model_fields.items():
         cls = field.annotation if inspect.isclass(field.annotation) and issubclass(field.annotation, BaseModel) else None
         doc = " ".join(inspect.cleandoc(cls.__dict__.get("__doc__") or "").split("\n\n")[0].split()) if cls else ""

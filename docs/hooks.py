@@ -32,7 +32,7 @@ def cli_markdown() -> str:
 def on_files(files, config):
     from mkdocs.structure.files import File
 
-    for uri, text in (("reference/settings.md", settings_markdown(ROOT / "params.yaml")),
+    for uri, text in (("reference/settings.md", settings_markdown()),
                       ("reference/cli.md", cli_markdown())):
         files.append(File.generated(config, uri, content=text))
     return files

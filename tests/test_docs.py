@@ -14,6 +14,8 @@ import pytest
 
 from conftest import ROOT
 
+sys.path.insert(0, str(ROOT / "docs"))  # docs/gen_settings.py, as the mkdocs hook imports it
+
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
@@ -78,3 +80,14 @@ def test_the_site_has_a_page_per_topic(site):
     for topic in ("getting-started", "stages", "scrape", "crop", "tags-and-labels", "zoo", "evaluation", "own-data",
                   "danbooru", "gpu", "pages", "scheduling", "scale", "troubleshooting"):
         assert (site / topic / "index.html").is_file(), topic
+
+
+def test_every_setting_is_described_in_code():
+    """The description lives in the setting's Field, once: the reference page and every --help show it."""
+    from gen_settings import net_rows, rows
+
+    from pipeline.params import Params
+
+    undescribed = [r.name for r in rows(Params) if not r.description]
+    undescribed += [r.name for _, _, items in net_rows() for r in items if not r.description]
+    assert not undescribed, f"settings without a description= in their Field: {undescribed}"
