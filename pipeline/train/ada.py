@@ -33,15 +33,23 @@ class AdaptiveP:
 
     @torch.no_grad()
     def observe(self, signal: torch.Tensor) -> None:
-        """Called inside the step with D's per-image real signal (logits, or paired differences)."""
-        self.signs += torch.sign(signal.detach().float()).sum()
+        """Called inside the step with D's per-image real signal (logits, or paired differences; a
+        PatchGAN's grid of logits counts as its mean)."""
+        signal = signal.detach().float()
+        if signal.dim() > 1:
+            signal = signal.flatten(1).mean(1)
+        self.signs += torch.sign(signal).sum()
         self.count += signal.shape[0]
 
     @torch.no_grad()
-    def step(self, done_steps: int, batch_images: int) -> None:
-        """Between steps: every ``interval`` steps move p by the overfitting signal of the interval."""
+    def step(self, done_steps: int, batch_images: int, reduce=None) -> None:
+        """Between steps: every ``interval`` steps move p by the overfitting signal of the interval.
+        ``reduce`` sums a tensor over DDP ranks in place (every rank then moves p alike)."""
         if done_steps % self.interval:
             return
+        if reduce is not None:
+            reduce(self.signs)
+            reduce(self.count)
         r = self.signs / self.count.clamp_min(1)
         adjust = torch.sign(r - self.target) * (batch_images * self.interval) / (self.speed_kimg * 1000)
         self.p.copy_((self.p + adjust * (self.count > 0)).clamp(0.0, 1.0))

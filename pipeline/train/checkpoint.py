@@ -60,7 +60,8 @@ def save_checkpoint(gan: Any, path: Path, rank_rng: list | None = None) -> None:
              "opt_d": gan.opt_d.state_dict(), "G_ema": gan.G_ema.state_dict() if gan.G_ema is not None else None,
              "step": gan.step, "epoch": gan.epoch, "meta": gan.meta, "gen": gan.gen.get_state(),
              "torch_rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state(gan.gen.device) if cuda else None,
-             "device_type": gan.gen.device.type}
+             "device_type": gan.gen.device.type,
+             "ada": gan.ada.state_dict() if getattr(gan, "ada", None) is not None else None}
     if rank_rng is not None:
         state["rank_rng"] = rank_rng
     with atomic_path(path) as tmp:
@@ -127,6 +128,8 @@ def restore(gan: Any, state: dict, rank: int = 0) -> None:
         match_layout(opt)
     if gan.G_ema is not None and state["G_ema"] is not None:
         gan.G_ema.load_state_dict(state["G_ema"])
+    if getattr(gan, "ada", None) is not None and state.get("ada") is not None:
+        gan.ada.load_state_dict(state["ada"])
     gan.gen.set_state(state["gen"])
     cpu_rng, cuda_rng = state["torch_rng"], state.get("cuda_rng")
     if state.get("rank_rng") and rank < len(state["rank_rng"]):
@@ -138,14 +141,22 @@ def restore(gan: Any, state: dict, rank: int = 0) -> None:
     gan.epoch = state.get("epoch", 0)
 
 
+def spec_defaults() -> dict:
+    """Every training setting's default, dumped as checkpoints store them: a checkpoint written before a
+    setting existed trained with its default, so it resumes under a spec that leaves it there."""
+    from pipeline.params import ModelSpec
+
+    return {k: v for k, v in ModelSpec.model_construct().model_dump().items() if k not in RESUMABLE_CHANGES + ("arch",)}
+
+
 def why_not_resume(state: dict, meta: dict, device_type: str) -> str | None:
     """Why a run of ``meta`` on ``device_type`` must not continue from ``state``; None: it may."""
     old = state["meta"]
     for key in ("arch", "net", "image_size", "channels", "vocab", "seed", "data_id"):
         if old.get(key) != meta.get(key):
             return f"{key} changed ({old.get(key)!r} -> {meta.get(key)!r})"
-    a = {k: v for k, v in old["spec"].items() if k not in RESUMABLE_CHANGES}
-    b = {k: v for k, v in meta["spec"].items() if k not in RESUMABLE_CHANGES}
+    a = {**spec_defaults(), **{k: v for k, v in old["spec"].items() if k not in RESUMABLE_CHANGES}}
+    b = {**spec_defaults(), **{k: v for k, v in meta["spec"].items() if k not in RESUMABLE_CHANGES}}
     diff = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
     if diff:
         return f"training params changed: {diff}"

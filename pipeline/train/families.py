@@ -7,9 +7,12 @@ the sampler all read ``FAMILIES``; nothing else tells families apart.
 - ``acgan``:         G(z, c), D(x) -> (logit, class logits), plus an optional DRAGAN penalty
 - ``sketch``:        G(sketch) -> image, D(sketch, image) -> grid of logits (PatchGAN), plus L1
 
-D returns logits everywhere and the losses are ``*_with_logits`` in fp32: stable under autocast.
+D returns logits everywhere and the losses (pipeline/train/losses.py) read them in fp32: stable
+under autocast. The adversarial loss (``spec.loss``: bce or rpgan) and the zero-centred penalties
+(``spec.r1``, ``spec.r2``) are choices of their own, apart from the family and the architecture.
 A loss takes ``(gan, batch, fake)``: ``gan`` is the loop's GAN (G/D as the step calls them as
-``gan.g``/``gan.d``, the bare D as ``gan.D``, ``spec``, ``sizes``, ``gen``, ``dist``).
+``gan.g``/``gan.d``, the bare D as ``gan.D``, ``spec``, ``sizes``, ``gen``, ``dist``, ``ada`` and
+``augment_p``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.train.augment import augment
+from pipeline.train.losses import LOSSES, zero_centred_penalty
 
 
 @dataclass
@@ -39,12 +43,6 @@ def one_hot(codes: torch.Tensor, sizes: list[int]) -> torch.Tensor:
     parts = [nn.functional.one_hot(codes[:, k].clamp_min(0), s).float() * (codes[:, k:k + 1] >= 0)
              for k, s in enumerate(sizes)]
     return torch.cat(parts, 1)
-
-
-def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
-    """In fp32 whatever autocast gave the logits (a bf16 target of 0.9 would be 0.898)."""
-    logits = logits.float()
-    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 
 
 def grouped_ce(logits: torch.Tensor, codes: torch.Tensor, sizes: list[int]) -> torch.Tensor:
@@ -99,50 +97,87 @@ def _d_of_sketch_x(D: Callable, b: Batch, x: torch.Tensor):
 
 def judged(fam: Family, gan: Any, b: Batch, x: torch.Tensor):
     """D's output on ``x`` as D sees it: through the model's DiffAugment policy (``augment``), real and
-    generated images alike, in D's and G's losses both; labels are untouched, a sketch moves with its
-    picture. Draws come from the training generator, so resume stays exact."""
+    generated images alike, in D's and G's losses both, each op with probability ``gan.augment_p``
+    (None: always); labels are untouched, a sketch moves with its picture. Draws come from the
+    training generator, so resume stays exact."""
     ops = gan.spec.augment
     if not ops:
         return fam.judge(gan.d, b, x)
     if fam.sketches:
-        pair = augment(torch.cat([b.sketch.to(x.dtype), x], 1), ops, gan.gen, colour_channels=x.shape[1])
+        pair = augment(torch.cat([b.sketch.to(x.dtype), x], 1), ops, gan.gen, colour_channels=x.shape[1], p=gan.augment_p)
         return fam.judge(gan.d, replace(b, sketch=pair[:, :1]), pair[:, 1:])
-    return fam.judge(gan.d, b, augment(x, ops, gan.gen))
+    return fam.judge(gan.d, b, augment(x, ops, gan.gen, p=gan.augment_p))
+
+
+def _adv(out):
+    """The real/fake logits of D's output (ACGAN's D also returns class logits)."""
+    return out[0] if isinstance(out, tuple) else out
 
 
 # ---------------------------------------------------------------------------------------------
-# losses: (family, gan, batch, fake) -> D: (loss, real logits, fake logits); G: loss (non-saturating)
+# losses: (family, gan, batch, fake) -> D: (loss, real logits, fake logits); G: loss
+
+
+def judged_pair(fam: Family, gan: Any, b: Batch, fake: torch.Tensor):
+    """D's outputs on the real batch and on ``fake`` (detached) for D's update, with the R1 / R2
+    penalties of ``spec``: zero-centred, on the images as they were before augmentation (as
+    stylegan2-ada's and R3GAN's code take the gradient through their augmentation), gamma / 2 x
+    E||grad||^2. ADA's overfitting signal is observed here, once per D update."""
+    spec = gan.spec
+    real = b.real.detach().requires_grad_(True) if spec.r1 else b.real
+    fake = fake.requires_grad_(True) if spec.r2 else fake
+    r, f = judged(fam, gan, b, real), judged(fam, gan, b, fake)
+    penalty = None
+    if spec.r1:
+        penalty = spec.r1 / 2 * zero_centred_penalty(_adv(r), real)
+    if spec.r2:
+        term = spec.r2 / 2 * zero_centred_penalty(_adv(f), fake)
+        penalty = term if penalty is None else penalty + term
+    if gan.ada is not None:  # rpgan's logits mean something only in pairs: its signal is the pair's difference
+        gan.ada.observe(_adv(r) if spec.loss == "bce" else _adv(r) - _adv(f))
+    return r, f, penalty
+
+
+def adversarial_d_loss(gan: Any, r: torch.Tensor, f: torch.Tensor, penalty: torch.Tensor | None) -> torch.Tensor:
+    loss = LOSSES[gan.spec.loss][0](_adv(r), _adv(f), gan.spec.label_smoothing)
+    return loss if penalty is None else loss + penalty
+
+
+def adversarial_g_loss(fam: Family, gan: Any, b: Batch, f: torch.Tensor) -> torch.Tensor:
+    """G's adversarial term on D's output ``f`` for its fakes; the pairing loss also needs D on the real batch."""
+    real = _adv(judged(fam, gan, b, b.real)).detach() if gan.spec.loss == "rpgan" else None
+    return LOSSES[gan.spec.loss][1](real, _adv(f))
 
 
 def adversarial_d(fam: Family, gan: Any, b: Batch, fake: torch.Tensor):
-    r, f = judged(fam, gan, b, b.real), judged(fam, gan, b, fake)
-    return bce(r, 1.0 - gan.spec.label_smoothing) + bce(f, 0.0), r, f
+    r, f, penalty = judged_pair(fam, gan, b, fake)
+    return adversarial_d_loss(gan, r, f, penalty), r, f
 
 
 def adversarial_g(fam: Family, gan: Any, b: Batch, fake: torch.Tensor) -> torch.Tensor:
-    return bce(judged(fam, gan, b, fake), 1.0)
+    return adversarial_g_loss(fam, gan, b, judged(fam, gan, b, fake))
 
 
 def acgan_d(fam: Family, gan: Any, b: Batch, fake: torch.Tensor):
     """Real/fake plus the attributes of real faces (and of fakes, with ``aux_fake``), plus DRAGAN."""
-    (r, rc), (f, fc) = judged(fam, gan, b, b.real), judged(fam, gan, b, fake)
+    (r, rc), (f, fc), penalty = judged_pair(fam, gan, b, fake)
     aux = grouped_ce(rc, b.codes, gan.sizes)
     if gan.spec.aux_fake:
         aux = aux + grouped_ce(fc, b.codes, gan.sizes)
-    loss = bce(r, 1.0 - gan.spec.label_smoothing) + bce(f, 0.0) + gan.spec.aux_weight * aux
+    loss = adversarial_d_loss(gan, r, f, penalty) + gan.spec.aux_weight * aux
     if gan.spec.dragan:  # the bare D: its parameters' gradients still reach DDP's hooks in the one backward
-        seen = (lambda x: gan.D(augment(x, gan.spec.augment, gan.gen))) if gan.spec.augment else gan.D  # what D sees
+        seen = (lambda x: gan.D(augment(x, gan.spec.augment, gan.gen, p=gan.augment_p))) if gan.spec.augment else gan.D
         loss = loss + gan.spec.dragan * dragan_penalty(seen, b.real, gan.gen, gan.dist.rank, gan.dist.world)
     return loss, r, f
 
 
 def acgan_g(fam: Family, gan: Any, b: Batch, fake: torch.Tensor) -> torch.Tensor:
     f, fc = judged(fam, gan, b, fake)
-    return bce(f, 1.0) + gan.spec.aux_weight * grouped_ce(fc, b.codes, gan.sizes)
+    return adversarial_g_loss(fam, gan, b, f) + gan.spec.aux_weight * grouped_ce(fc, b.codes, gan.sizes)
 
 
 def pix2pix_g(fam: Family, gan: Any, b: Batch, fake: torch.Tensor) -> torch.Tensor:
-    return bce(judged(fam, gan, b, fake), 1.0) + gan.spec.l1_weight * F.l1_loss(fake.float(), b.real)
+    return adversarial_g(fam, gan, b, fake) + gan.spec.l1_weight * F.l1_loss(fake.float(), b.real)
 
 
 @dataclass(frozen=True)

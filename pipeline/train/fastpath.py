@@ -124,7 +124,8 @@ class Plan:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
-def choose(opts: FastOptions, *, device: torch.device, dragan: bool = False, world: int = 1) -> Plan:
+def choose(opts: FastOptions, *, device: torch.device, dragan: bool = False, penalties: bool = False,
+           world: int = 1) -> Plan:
     """Which pieces of the fast path this run gets, with the reason for each one left out."""
     plan = Plan(device, deterministic=opts.deterministic)
     if opts.fast == "off":
@@ -159,6 +160,9 @@ def choose(opts: FastOptions, *, device: torch.device, dragan: bool = False, wor
     elif dragan:
         plan.notes.append("CUDA graph off: the DRAGAN penalty draws noise from the training generator inside the "
                           "step and needs double backward; steps run eager")
+    elif penalties:
+        plan.notes.append("CUDA graph off: the R1/R2 penalties need double backward, not yet checked under "
+                          "capture on a GPU; steps run eager")
     else:
         plan.graph = True
     return plan

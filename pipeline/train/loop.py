@@ -33,6 +33,7 @@ from pipeline.core.errors import StageError
 from pipeline.core.images import save_png
 from pipeline.core.layout import CHECKPOINT
 from pipeline.train import rundir
+from pipeline.train.ada import AdaptiveP
 from pipeline.train.checkpoint import (
     DamagedCheckpoint,
     layers_differ,
@@ -50,7 +51,7 @@ from pipeline.train.params import ModelSpec
 from pipeline.train.sampling import Sampler, epoch_inputs, outputs, sheet
 
 log = logging.getLogger(__name__)
-STATS = ("loss_d", "loss_g", "d_real", "d_fake", "d_updated", "g_updated")
+STATS = ("loss_d", "loss_g", "d_real", "d_fake", "d_updated", "g_updated", "augment_p")
 HEADER = ("step", "epoch", *STATS)  # losses.csv
 
 
@@ -83,6 +84,13 @@ class GAN:
     dist: Dist = field(default_factory=Dist)
     G_run: torch.nn.Module | None = None     # G / D as the step calls them (DDP-wrapped); None: G / D
     D_run: torch.nn.Module | None = None
+    ada: AdaptiveP | None = None             # augment_p: auto
+    fixed_p: torch.Tensor | None = None      # augment_p: a number below 1
+
+    @property
+    def augment_p(self) -> torch.Tensor | None:
+        """The probability each augment op reaches an image (a 0-d tensor on the device); None: always."""
+        return self.ada.p if self.ada is not None else self.fixed_p
 
     @property
     def nz(self) -> int:
@@ -138,15 +146,33 @@ def make_gan(spec: ModelSpec, image_size: int, channels: int, device: torch.devi
     G, D = G.to(device), D.to(device)
     if plan is not None:
         plan.prepare(G, D)
+    frozen = freeze_first_layers(D, spec.freeze_d)
     fused, capturable = bool(plan and plan.fused_adam), bool(plan and plan.graph)
     kw = dict(lr=spec.lr, betas=(spec.beta1, spec.beta2), capturable=capturable, fused=fused or None)
-    opt_g, opt_d = torch.optim.Adam(G.parameters(), **kw), torch.optim.Adam(D.parameters(), **kw)
+    opt_g = torch.optim.Adam(G.parameters(), **kw)
+    opt_d = torch.optim.Adam([p for p in D.parameters() if not any(p is q for q in frozen)], **kw)
     init_adam_state(opt_g)
     init_adam_state(opt_d)
     meta = {"arch": spec.arch, "family": spec.family, "net": dict(spec.net), "image_size": image_size,
             "channels": channels, "vocab": vocab or {}, "spec": spec.model_dump(), "seed": seed}
+    ada = (AdaptiveP(device, target=spec.ada.target, interval=spec.ada.interval, speed_kimg=spec.ada.kimg,
+                     start=spec.ada.start) if spec.augment and spec.augment_p == "auto" else None)
+    fixed_p = (torch.full((), float(spec.augment_p), device=device)
+               if spec.augment and spec.augment_p not in ("auto", 1.0) else None)
     return GAN(G, D, opt_g, opt_d, spec, torch.Generator(device=device).manual_seed(seed),
-               G_ema=copy.deepcopy(G).requires_grad_(False) if spec.ema else None, sizes=sizes, meta=meta)
+               G_ema=copy.deepcopy(G).requires_grad_(False) if spec.ema else None, sizes=sizes, meta=meta,
+               ada=ada, fixed_p=fixed_p)
+
+
+def freeze_first_layers(D: torch.nn.Module, n: int) -> list[torch.nn.Parameter]:
+    """FreezeD (Mo, Cho and Shin 2020): D's first ``n`` weight layers (convolutions and linear maps in
+    the order the nets build them, which in every D of the zoo runs from the image side) keep the
+    weights they were started from; fine-tuning moves only the layers nearer the logit."""
+    layers = [m for m in D.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))][:n]
+    frozen = [p for m in layers for p in m.parameters(recurse=False)]
+    for p in frozen:
+        p.requires_grad_(False)
+    return frozen
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,8 +217,10 @@ def gan_step(gan: GAN, b: Batch,
     with autocast(), gan.d_no_sync():
         loss_g = fam.g_loss(gan, b, fake)
     g_ok = update(gan.opt_g, loss_g, gan.spec.g_threshold, mean)
+    p = gan.augment_p if gan.augment_p is not None else d_ok.new_tensor(1.0 if gan.spec.augment else 0.0)
+    r, f = (x[0] if isinstance(x, tuple) else x for x in (r, f))
     return torch.stack([loss_d.detach().float(), loss_g.detach().float(), torch.sigmoid(r.detach().float()).mean(),
-                        torch.sigmoid(f.detach().float()).mean(), d_ok, g_ok])
+                        torch.sigmoid(f.detach().float()).mean(), d_ok, g_ok, p.detach().float()])
 
 
 @torch.no_grad()
@@ -287,6 +315,28 @@ def _resume(gan: GAN, ckpt: Path, resume: str, plan: Plan, dist: Dist, on_damage
     return gan.step
 
 
+def _start_from(gan: GAN, source: Path) -> dict[str, Any]:
+    """Transfer: G, D and the EMA of G start from ``source``'s weights (optimisers, step and generator
+    start fresh); the nets must be the same arch and sizes. Returns what the run records of it."""
+    try:
+        state = load_state(source)
+    except DamagedCheckpoint as e:
+        raise StageError(f"init_from: {e.path} cannot be loaded: {e.problem}. Train the source model again or "
+                         f"point init_from at another checkpoint.") from None
+    old = state["meta"]
+    for key in ("arch", "net", "image_size", "channels"):
+        if old.get(key) != gan.meta.get(key):
+            raise StageError(f"init_from: {source} has {key} {old.get(key)!r}, this model {gan.meta.get(key)!r}; a "
+                             f"transfer starts from a model of the same arch, net and image size.")
+    if (why := layers_differ(gan, state)) is not None:
+        raise StageError(f"init_from: {source}: {why}; a conditional model needs the source's label vocabulary.")
+    gan.G.load_state_dict(state["G"])
+    gan.D.load_state_dict(state["D"])
+    if gan.G_ema is not None:
+        gan.G_ema.load_state_dict(state["G_ema"] if state.get("G_ema") is not None else state["G"])
+    return {"init_from": str(source), "init_step": int(state["step"]), "init_data_id": old.get("data_id", "")}
+
+
 def _rank_rng(dist: Dist, dev: torch.device) -> list | None:
     """Under DDP, every rank's global RNG states (CPU, CUDA) for the checkpoint; a collective, so every rank calls it."""
     if not dist.active:
@@ -299,24 +349,26 @@ def _rank_rng(dist: Dist, dev: torch.device) -> list | None:
 def train(images: np.ndarray, spec: ModelSpec, out_dir: str | Path, *, labels=None, sketches: np.ndarray | None = None,
           seed: int = 0, device: str = "auto", resume: str = "auto", data_id: str = "",
           snapshot_every: int | None = None, callbacks: tuple[Callback, ...] = (),
-          fast: FastOptions = FastOptions(), dist: Dist = Dist(), on_damaged: str = "restart") -> dict[str, Any]:
+          fast: FastOptions = FastOptions(), dist: Dist = Dist(), on_damaged: str = "restart",
+          init_from: str | Path | None = None) -> dict[str, Any]:
     """Train ``spec`` on NHWC uint8 ``images`` (+ ``labels``: datasets.Labels, + N x H x W uint8
     ``sketches``); write samples/, losses.csv and checkpoint.pt to ``out_dir``, and G of every
     ``snapshot_every``-th epoch to checkpoints/epoch_NNN.pt (for metric-vs-step curves). A run
     that starts over keeps the earlier run's files until its first checkpoint, then sets them aside
     in previous/ (pipeline/train/rundir.py). ``on_damaged``: restart | stop, for a checkpoint that
-    does not load. ``fast``: the fast path's knobs (pipeline/train/fastpath.py). ``dist``: this
+    does not load. ``init_from``: a checkpoint whose G, D and EMA a fresh run starts from (transfer; a
+    resumed run continues its own). ``fast``: the fast path's knobs (pipeline/train/fastpath.py). ``dist``: this
     process's DDP rank (pipeline/train/distributed.py); every rank calls this, rank 0 alone writes."""
     dev = dist.device(resolve_device(device))
-    plan = choose(fast, device=dev, dragan=bool(spec.dragan), world=dist.world)
+    plan = choose(fast, device=dev, dragan=bool(spec.dragan), penalties=bool(spec.r1 or spec.r2), world=dist.world)
     with plan.backend():
         return _run(images, spec, Path(out_dir), labels, sketches, seed, dev, resume, data_id, snapshot_every,
-                    callbacks, plan, dist, on_damaged)
+                    callbacks, plan, dist, on_damaged, init_from)
 
 
 def _run(images, spec: ModelSpec, out: Path, labels, sketches, seed: int, dev: torch.device, resume: str, data_id: str,
          snapshot_every: int | None, callbacks: tuple[Callback, ...], plan: Plan, dist: Dist,
-         on_damaged: str = "restart") -> dict[str, Any]:
+         on_damaged: str = "restart", init_from: str | Path | None = None) -> dict[str, Any]:
     # 1. data on the device, nets in their final layout, then the optimisers
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
@@ -339,6 +391,9 @@ def _run(images, spec: ModelSpec, out: Path, labels, sketches, seed: int, dev: t
     # 2. resume, or start over in .next/ beside the earlier run, which is set aside at the first checkpoint
     dist.sum_(torch.zeros((), device=dev))  # every rank waits for rank 0's recovery before reading the checkpoint
     resumed_from = _resume(gan, ckpt, resume, plan, dist, on_damaged)
+    transfer = {"init_from": str(init_from)} if init_from is not None else {}
+    if init_from is not None and not resumed_from:  # every rank loads the same weights
+        transfer = _start_from(gan, Path(init_from))
     where = out  # where this run writes: .next/ until a run that starts over has its first checkpoint
     if dist.main:
         where = out if resumed_from else rundir.stage(out)
@@ -419,6 +474,8 @@ def _run(images, spec: ModelSpec, out: Path, labels, sketches, seed: int, dev: t
             stats = step_fn(idx, z)
             ema_update(gan)
             gan.step += 1
+            if gan.ada is not None:
+                gan.ada.step(gan.step, batch * dist.world, dist.sum_ if dist.active else None)
             gan.epoch = -(-gan.step // per_epoch)
             recent[pending] = stats
             bad += (~torch.isfinite(stats)).any()
@@ -467,7 +524,7 @@ def _run(images, spec: ModelSpec, out: Path, labels, sketches, seed: int, dev: t
                "seconds_per_step": round(seconds / max(done, 1), 4),
                "images_per_second": round(done * batch * dist.world / seconds, 2) if done else 0.0, "device": str(dev),
                "fast_path": fast_path, "cuda_graph": graph, "deterministic": plan.deterministic,
-               "weights_sha256": weights_digest(gan), **{f"final_{k}": v for k, v in last.items()}}
+               "weights_sha256": weights_digest(gan), **transfer, **{f"final_{k}": v for k, v in last.items()}}
     for cb in callbacks:
         cb.on_end(summary, ckpt)
     return summary

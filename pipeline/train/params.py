@@ -19,6 +19,18 @@ class SketchParams(Strict):
     phi: float = Field(200.0, gt=0, description="softness of the threshold")
 
 
+class AdaParams(Strict):
+    """Adaptive augmentation (ADA, Karras et al. 2020), read when a model's augment_p is auto."""
+
+    target: float = Field(0.6, gt=0, lt=1, description="the overfitting signal E[sign(D(real))] p is steered to "
+                          "(the paper's 0.6)")
+    interval: int = Field(4, ge=1, le=10_000, description="steps between adjustments of p (the paper's 4)")
+    kimg: float = Field(100.0, gt=0, le=100_000, description="thousands of images over which p can go from 0 to 1 "
+                        "(the paper's 500 suits its 25M-image runs; 100 lets p settle within this project's "
+                        "budgets of a few hundred thousand images)")
+    start: float = Field(0.0, ge=0, le=1, description="p at the first step")
+
+
 class ModelSpec(Strict):
     """One named entry of ``train.models``: an architecture plus how to train it.
 
@@ -52,6 +64,19 @@ class ModelSpec(Strict):
     augment: list[Literal["color", "translation", "cutout"]] = Field(
         default_factory=list, description="DiffAugment (Zhao et al. 2020): ops applied to every image D sees, real and "
         "generated alike, in both losses; keeps D from memorising a small set (a few thousand faces). [] = off")
+    augment_p: float | Literal["auto"] = Field(1.0, description="how often each augment op reaches an image: 1 = "
+        "always (DiffAugment), a number in (0, 1) = that probability, auto = tuned during training from D's "
+        "overfitting signal (ADA, see ada)")
+    ada: AdaParams = Field(default_factory=AdaParams, description="adaptive augmentation, when augment_p is auto")
+    loss: Literal["bce", "rpgan"] = Field("bce", description="adversarial loss: bce = non-saturating (DCGAN), rpgan = "
+                                          "relativistic pairing (R3GAN; pair it with r1 and r2)")
+    r1: float = Field(0.0, ge=0, le=1e4, description="R1: gamma/2 x E||grad D(real)||^2, zero-centred on real faces "
+                      "(0 = off; R3GAN's presets set r1 = r2 = gamma, starting at 2 for FFHQ-64 and 0.05 for CIFAR-10)")
+    r2: float = Field(0.0, ge=0, le=1e4, description="R2: the same penalty on generated faces (0 = off)")
+    init_from: str | None = Field(None, description="start G, D and the EMA from this model's checkpoint (a name in "
+                                  "train.models, trained first, or a checkpoint path): transfer from a bigger scrape")
+    freeze_d: int = Field(0, ge=0, le=64, description="keep D's first this many weight layers (from the image side) "
+                          "frozen: FreezeD (Mo et al. 2020), for fine-tuning from init_from")
     aux_fake: bool = Field(True, description="acgan: D's classifier also learns the labels G was given from its fakes "
                                              "(Odena et al.); false: from real faces only, so it cannot learn G's mistakes")
     l1_weight: float = Field(100.0, ge=0, description="sketch2image: weight of the L1 loss to the real face")
@@ -75,6 +100,20 @@ class ModelSpec(Strict):
         if arch not in ARCHS:
             raise ValueError(f"unknown arch {arch!r}{did_you_mean(arch, ARCHS)}; known: {sorted(ARCHS)}")
         return arch
+
+    @field_validator("augment_p")
+    @classmethod
+    def _probability(cls, p: float | str) -> float | str:
+        if p != "auto" and not 0 < p <= 1:
+            raise ValueError(f"augment_p must be auto or a probability in (0, 1], got {p}")
+        return p
+
+    @model_validator(mode="after")
+    def _augment_p_has_ops(self) -> ModelSpec:
+        if self.augment_p != 1.0 and not self.augment:
+            raise ValueError(f"augment_p is {self.augment_p} but augment lists no ops: set augment, e.g. "
+                             "[color, translation, cutout]")
+        return self
 
     @model_validator(mode="after")
     def _conditioning_fits_family(self) -> ModelSpec:

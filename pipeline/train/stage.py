@@ -12,6 +12,7 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.core.errors import StageError
 from pipeline.train.params import ModelSpec
 
 if TYPE_CHECKING:
@@ -63,14 +64,16 @@ def _train(params: Params, name: str, spec: ModelSpec, fast: FastOptions, dist: 
     sketches = sketches_of(faces.images, spec.sketch) if FAMILIES[spec.family].sketches else None
     data_id = faces.digest if labels is None else f"{faces.digest}:{hashlib.md5(labels.codes.tobytes()).hexdigest()}"
     out = Path(params.paths.runs) / name
-    kw = dict(labels=labels, sketches=sketches, seed=params.train.seed, device=params.train.device,
+    source = init_source(params, name, spec)
+    kw = dict(init_from=source, labels=labels, sketches=sketches, seed=params.train.seed, device=params.train.device,
               resume=params.train.resume, data_id=data_id, snapshot_every=params.evaluate.every_epochs, fast=fast, dist=dist,
               on_damaged=params.train.on_damaged)
     if not dist.main:
         return train(faces.images, spec, out, **kw)
     logged = {"model": name, "seed": params.train.seed, "device": params.train.device, "fast": fast.fast,
               "world_size": dist.world, **spec.model_dump()}
-    tags = {"model": name, "arch": spec.arch, "family": spec.family, "data_hash": faces.digest}
+    tags = {"model": name, "arch": spec.arch, "family": spec.family, "data_hash": faces.digest,
+            **({"init_from": str(source)} if source is not None else {})}
     with stage_run("train", params, logged, tags, run_name=f"train@{name}") as mlflow:
         callbacks = (ProgressBar(name), *((MLflowCallback(mlflow),) if mlflow else ()))
         summary = train(faces.images, spec, out, callbacks=callbacks, **kw)
@@ -81,6 +84,26 @@ def _train(params: Params, name: str, spec: ModelSpec, fast: FastOptions, dist: 
             mlflow.log_artifact(str(out / "losses.png"))
         write_json(out / "train.json", summary)
     return summary
+
+
+def init_source(params: Params, name: str, spec: ModelSpec) -> Path | None:
+    """The checkpoint ``spec.init_from`` names: another entry of train.models (its run folder's
+    checkpoint, which it must have trained) or a path."""
+    from pipeline.core.layout import checkpoint_path
+
+    if spec.init_from is None:
+        return None
+    if spec.init_from == name:
+        raise StageError(f"train.models.{name}.init_from is the model itself; name the model (or checkpoint) it starts from")
+    if spec.init_from in params.train.models:
+        path = checkpoint_path(params.paths.runs, spec.init_from)
+        todo = f"train it first: python -m pipeline train {spec.init_from}"
+    else:
+        path = Path(spec.init_from)
+        todo = f"it is neither a checkpoint file nor a model of train.models ({', '.join(sorted(params.train.models))})"
+    if not path.is_file():
+        raise StageError(f"train.models.{name}.init_from: no checkpoint at {path}; {todo}")
+    return path
 
 
 def budgeted(params: Params, name: str, spec: ModelSpec, dist: Dist) -> ModelSpec:
@@ -114,7 +137,6 @@ def conditioning_labels(params: Params, name: str, spec: ModelSpec, faces):
     import logging
 
     from pipeline.core.datasets import load_labels
-    from pipeline.core.errors import StageError
     from pipeline.core.inputs import missing_message
 
     where = (params.paths.labels, params.paths.faces, params.paths.raw)
