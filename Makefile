@@ -5,7 +5,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 # DVC stage commands run the first `python` on PATH: make it the venv's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install run demo demo-play test ui flow clean
+.PHONY: install run demo demo-play test ui flow docs docs-serve clean
 
 install: $(VENV)/.installed
 
@@ -17,6 +17,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 ## run: the whole pipeline with DVC (scrape Danbooru -> crop -> tag -> labels -> train -> evaluate -> report); needs internet
 run: install
 	BOORUGAN_PIPELINE_RUN=$${BOORUGAN_PIPELINE_RUN:-make-$$(date +%Y%m%dT%H%M%S)} $(BIN)/dvc repro
+	@printf '%s\n' "run: done. The report:     reports/report.md (one self-contained page: reports/index.html)" \
+	  "     Draw from the models: .venv/bin/boorugan play  (http://127.0.0.1:8766/)" \
+	  "     Every run in MLflow:  make ui                  (http://127.0.0.1:5000)"
 
 # The demo's own workspace: every output under demo/ (its own labels file too) and its own MLflow
 # experiment, so it never touches data/, runs/, metrics/, reports/ or labels/ of `make run`.
@@ -37,6 +40,9 @@ DEMO := $(DEMO_WORKSPACE) -S scrape.source=toy -S crop.detector=none -S scrape.t
 ## demo: the same stages offline on toy faces: two models that visibly learn, evaluated and reported (one Prefect flow run), all in demo/
 demo: install
 	$(BIN)/python -m pipeline flow $(DEMO)
+	@printf '%s\n' "demo: done. The report:   demo/reports/report.md (one self-contained page: demo/reports/index.html)" \
+	  "      Draw from the models: make demo-play  (boorugan play over demo/runs, http://127.0.0.1:8766/)" \
+	  "      Every run in MLflow:  make ui         (http://127.0.0.1:5000, experiment boorugan-demo)"
 
 ## demo-play: the play page over the demo's models (demo/runs)
 demo-play: install
@@ -55,5 +61,12 @@ ui: install
 flow: install
 	$(BIN)/python -m pipeline flow
 
+## docs: the docs site into site/ (mkdocs build --strict: a broken link fails); docs-serve previews it
+docs: install
+	$(BIN)/mkdocs build --strict
+
+docs-serve: install
+	$(BIN)/mkdocs serve
+
 clean:
-	rm -rf data runs metrics reports demo mlruns mlflow.db dvc.lock
+	rm -rf data runs metrics reports demo mlruns mlflow.db dvc.lock dvc_plots site build dist

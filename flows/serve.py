@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-PREFECT_YAML = Path(__file__).resolve().parents[1] / "prefect.yaml"
+# flows/prefect.yaml is a symlink to the project's prefect.yaml in a checkout and a copy of it in a wheel
+PREFECT_YAML = Path(__file__).resolve().parent / "prefect.yaml"
 
 
 def deployment_spec(name: str, path: Path = PREFECT_YAML) -> dict[str, Any]:

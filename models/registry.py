@@ -39,9 +39,9 @@ class DCGANNet(NetParams):
     ngf: int = Field(64, ge=1, le=1024, description="G's width: its first layer has 8 x ngf channels (at most 1024: "
                      "that layer's weights alone are then 2 GB; the DCGAN paper used 128)")
     ndf: int = Field(64, ge=1, le=1024, description="D's width: its last conv has 8 x ndf channels (at most 1024, as ngf)")
-    extra_layers: int = Field(0, ge=0, le=8)
-    g_act: Literal["relu", "leaky"] = "relu"
-    d_bn_first: bool = False
+    extra_layers: int = Field(0, ge=0, le=8, description="constant-resolution 3x3 convs added to G and D (dcgan_deep)")
+    g_act: Literal["relu", "leaky"] = Field("relu", description="G's activation; leaky is the AnimeFacesWithGAN variant v2")
+    d_bn_first: bool = Field(False, description="BatchNorm on every D layer, the first included (variant v1)")
 
 
 class MLPNet(NetParams):
@@ -64,7 +64,7 @@ class Sketch2ImageNet(NetParams):
     ngf: int = Field(32, ge=1, le=1024, description="G's width: every residual block runs ngf channels at "
                      "full resolution (at most 1024: 64 faces of 64 px then take 1 GB per activation)")
     ndf: int = Field(64, ge=1, le=1024, description="D's width (at most 1024, as ngf)")
-    blocks: int = Field(6, ge=0, le=16)
+    blocks: int = Field(6, ge=0, le=16, description="residual blocks between G's encoder and decoder")
 
 
 class R3GANNet(NetParams):

@@ -15,6 +15,11 @@ from collections.abc import Callable, Iterator
 from pipeline import stages
 
 DEBUG_HELP = "on a failure, show the traceback too (also BOORUGAN_DEBUG=1)"
+VERBOSE_HELP = "also show third-party log lines (httpx, Prefect, MLflow, ...), quiet by default"
+# Libraries whose INFO lines (every HTTP request, every server start) drown the stages' own lines.
+NOISY_LOGGERS = ("httpx", "httpcore", "urllib3", "alembic", "mlflow", "uvicorn", "asyncio", "distributed", "git",
+                 "matplotlib", "PIL", "dvc", "docket", "prefect.task_runs", "prefect.server", "prefect._internal",
+                 "prefect.events", "prefect.client")
 
 
 class _ParamsOrShow(argparse.Action):
@@ -36,6 +41,27 @@ def _common(p: argparse.ArgumentParser, bare_params: bool = False) -> None:
     p.add_argument("-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a param for this run, e.g. -S train.models.dcgan.lr=1e-4 (repeatable)")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
+    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
+
+
+def quiet_third_party(verbose: bool) -> None:
+    """Our INFO lines (and the flows' own, prefect.flow_runs) stay; third-party libraries speak at WARNING
+    unless ``--verbose`` (or BOORUGAN_VERBOSE=1). Prefect's server telemetry, whose heartbeat fails with a
+    traceback when the temporary server's database is busy, is off unless ``--verbose``."""
+    import os
+
+    if verbose:
+        os.environ["BOORUGAN_VERBOSE"] = "1"
+        return
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Prefect configures its own loggers from its logging.yml when it starts, over any level set here;
+    # these are that file's overrides ("Finished in state Completed()" per task, the server's requests).
+    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # mlflow sets its logger's level when imported
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _stage(args, params) -> None:
@@ -141,6 +167,19 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timezone", help="time zone of --cron (default: prefect.yaml's)")
 
 
+def _init(args, params) -> None:
+    from pipeline.starter import write_starter
+
+    path = write_starter(args.folder, force=args.force)
+    print(f"init: wrote {path}; every setting is in it (docs: settings reference). Next: boorugan scrape, or "
+          f"boorugan scrape -S scrape.source=toy -S crop.detector=none for toy faces without network")
+
+
+def _init_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("folder", nargs="?", default=".", help="where to write params.yaml (default: the current folder)")
+    p.add_argument("--force", action="store_true", help="replace an existing params.yaml with the starter")
+
+
 def _compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="only this model's runs")
     p.add_argument("--since", help="only runs started on or after this date (YYYY-MM-DD or ISO time, UTC)")
@@ -162,9 +201,11 @@ TOOLS: dict[str, tuple[str, Callable, bool, str | None]] = {
     "refresh": ("one incremental refresh flow run: new posts -> faces -> tags -> retrain what changed", _refresh, False,
                 "orchestration"),
     "serve": ("serve the refresh (scheduled) and pipeline deployments from this machine", _serve, False, "orchestration"),
+    "init": ("write a starter params.yaml (the project's defaults) into a folder that has none", _init, False, None),
 }
+NO_PARAMS = frozenset({"init"})  # commands that run before any params.yaml exists
 EXTRA_ARGS: dict[str, Callable[[argparse.ArgumentParser], None]] = {"sample": _sample_args, "serve": _serve_args,
-                                                                   "compare": _compare_args}
+                                                                   "compare": _compare_args, "init": _init_args}
 
 
 def commands() -> dict[str, tuple[str, Callable, bool, str | None]]:
@@ -192,6 +233,7 @@ class _CommandParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="boorugan", description="Danbooru faces to GANs: the pipeline's stages.")
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="<stage>", parser_class=_CommandParser)
     table = {s.name: s for s in stages.STAGES}
     for name, (help_text, _, takes_model, section) in commands().items():
@@ -199,7 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.settings_section = section
         if takes_model:
             p.add_argument("model", help="a key of train.models in params.yaml")
-        _common(p, bare_params=name == "compare")
+        if name in NO_PARAMS:
+            p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
+        else:
+            _common(p, bare_params=name == "compare")
         extra = table[name].cli_args if name in table else EXTRA_ARGS.get(name)
         if extra:
             extra(p)
@@ -240,11 +285,17 @@ def main(argv: list[str] | None = None) -> int:
     and a non-zero exit code (pipeline/core/failures.py); ``--debug`` adds the traceback."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    import os
+
+    quiet_third_party(args.verbose or os.environ.get("BOORUGAN_VERBOSE") == "1")
     from pipeline.core.failures import EXIT_INTERRUPTED, EXIT_TERMINATED, debug_wanted, explain
 
     params = None
     try:
         with _sigterm_unwinds():
+            if args.command in NO_PARAMS:
+                commands()[args.command][1](args, None)
+                return 0
             from pipeline.params import load_params
 
             params = load_params(args.params, args.overrides)

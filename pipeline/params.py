@@ -201,7 +201,8 @@ def load_params(path: str | Path = "params.yaml", overrides: list[str] | tuple[s
     """Read, override (``-S`` style) and validate; raise ParamsError with a readable message."""
     path = Path(path)
     if not path.exists():
-        raise ParamsError(f"params file {path} does not exist (run from the repository root, or pass --params)")
+        raise ParamsError(f"params file {path} does not exist (run from the project folder, pass --params, or write "
+                          "the starter with `boorugan init`)")
     try:
         tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:

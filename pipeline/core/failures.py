@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# exit codes (README): 1 a stage could not go on, 2 a bad param or argument, 70 a bug (sysexits'
+# exit codes (docs/troubleshooting.md): 1 a stage could not go on, 2 a bad param or argument, 70 a bug (sysexits'
 # EX_SOFTWARE), 128 + the signal for an interrupted run
 EXIT_STAGE, EXIT_PARAMS, EXIT_BUG, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 70, 130, 143
 DEBUG_ENV = "BOORUGAN_DEBUG"

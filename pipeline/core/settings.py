@@ -59,8 +59,8 @@ class PathsParams(Strict):
 
 
 class TrackingParams(Strict):
-    enabled: bool = True
-    experiment: str = "boorugan"
+    enabled: bool = Field(True, description="log every stage run to MLflow")
+    experiment: str = Field("boorugan", description="the MLflow experiment of every run")
     tracking_uri: str | None = Field(None, description="default sqlite:///<repo>/mlflow.db; env MLFLOW_TRACKING_URI wins")
 
 

@@ -15,23 +15,24 @@ class FeatureNetParams(Strict):
     epochs: int = Field(10, ge=1, le=10_000, description="at most 10,000: the features settle within tens")
     max_images: int = Field(5000, ge=8, le=1_000_000, description="at most 1,000,000 (held in memory)")
     batch_size: int = Field(128, ge=2, le=16_384, description=f"at most 16,384: {BATCH_WHY}")
-    lr: float = Field(1e-3, gt=0)
+    lr: float = Field(1e-3, gt=0, description="learning rate of the rotation-prediction feature net")
     width: int = Field(64, ge=4, le=1024, description="channels of the first conv; features are 8x this (at most "
                        "1024: 8192-d features, 16x those of Inception's 512)")
-    seed: int = 0
+    seed: int = Field(0, description="its seed (the net is cached per dataset and these settings)")
 
 
 class InceptionParams(Strict):
     """The standard FID/KID/IS/PR feature network (torch-fidelity's port of the 2015 TF Inception)."""
 
-    url: str = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
+    url: str = Field("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth",
+                     description="where the Inception weights are downloaded from on first use")
     sha256: str | None = Field(None, pattern=r"^[0-9a-f]{8,64}$",
                                description="full sha256 or a prefix; null: the hex suffix of the file name "
                                            "(torch.hub convention)")
     weights_path: str | None = Field(None, description="an offline copy of the weights; "
                                                        "default $BOORUGAN_CACHE/inception/<file name>")
     download: bool = Field(True, description="fetch missing weights on first use; false: report the metrics unavailable")
-    retries: int = Field(1, ge=0)
+    retries: int = Field(1, ge=0, description="download attempts after the first")
     kid_subsets: int = Field(100, ge=1, le=10_000, description="at most 10,000 (the reference uses 100)")
     kid_subset_size: int = Field(1000, ge=2, le=200_000, description="clamped to the smaller set (at most "
                                  "200,000, as evaluate.num_samples)")
@@ -42,12 +43,13 @@ class InceptionParams(Strict):
 class C2STParams(Strict):
     """Classifier two-sample test on the ssl features: fixed budget so runs compare."""
 
-    test_fraction: float = Field(0.3, gt=0, lt=1)
+    test_fraction: float = Field(0.3, gt=0, lt=1, description="share of the features held out to score the classifier")
     max_per_class: int = Field(2000, ge=4, le=200_000, description="at most 200,000, as evaluate.num_samples")
     steps: int = Field(300, ge=1, le=1_000_000, description="full-batch Adam steps of the MLP (at most 1e6)")
     hidden: int = Field(64, ge=1, le=16_384, description="at most 16,384 units")
-    lr: float = Field(1e-2, gt=0)
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    lr: float = Field(1e-2, gt=0, description="the classifier's learning rate")
+    seeds: list[int] = Field(
+        default_factory=lambda: [0, 1, 2], min_length=1, description="one classifier per seed; the accuracy is their mean")
 
 
 class DiversityParams(Strict):
@@ -78,8 +80,8 @@ class EvaluateParams(Strict):
     num_samples: int = Field(5000, ge=2, le=200_000, description="generated faces compared with the real set (at most "
                              "200,000: 4x FID's customary 50,000; every face is held in memory)")
     batch_size: int = Field(256, ge=1, le=16_384, description=f"at most 16,384: {BATCH_WHY}")
-    seed: int = 0
-    use_ema: bool = True
+    seed: int = Field(0, description="seed of the samples drawn for scoring")
+    use_ema: bool = Field(True, description="score the EMA copy of G, as sample and play draw it")
     every_epochs: int | None = Field(None, ge=1, description="also evaluate runs/<model>/checkpoints/epoch_<N>.pt for N "
                                      "divisible by this (metric-vs-step plot); null: the final checkpoint only")
     feature_net: FeatureNetParams = Field(default_factory=FeatureNetParams)

@@ -8,7 +8,7 @@ from pipeline.core.settings import Strict
 
 
 class ReportParams(Strict):
-    title: str = "boorugan: model comparison"
+    title: str = Field("boorugan: model comparison", description="the report's heading")
     clear_margin: float = Field(0.1, ge=0, lt=1, description="a model is marked best in a column only when it beats "
                                 "the runner-up by this share (lower-better: best <= (1 - m) x next; "
                                 "higher: best >= next / (1 - m))")

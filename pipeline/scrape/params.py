@@ -13,7 +13,7 @@ class ToySource(Strict):
     count: int = Field(512, ge=1, le=1_000_000, description="pictures to draw (at most 1,000,000: toy faces are for "
                        "trying the pipeline, and train holds every face in memory)")
     size: int = Field(64, ge=16, le=1024, description="side in px (16..1024, as crop.size)")
-    seed: int = 0
+    seed: int = Field(0, description="the same seed draws the same toy faces")
 
 
 DANBOORU_RATINGS = ("g", "s", "q", "e")
@@ -29,13 +29,16 @@ class DanbooruSource(Strict):
     ratings: list[str] = Field(default_factory=lambda: ["g"], description="subset of g, s, q, e")
     limit: int = Field(1000, ge=1, le=100_000_000, description="backfill: posts to hold for this search; incremental: "
                        "most new posts per run (at most 1e8: Danbooru holds under 1e7 posts)")
-    min_width: int = Field(0, ge=0)
-    min_height: int = Field(0, ge=0)
-    extensions: list[str] = Field(default_factory=lambda: ["jpg", "png", "webp", "avif"])
+    min_width: int = Field(
+        0, ge=0, description="px; narrower pictures are skipped before any download (width from the post JSON)")
+    min_height: int = Field(0, ge=0, description="px; lower pictures are skipped before any download")
+    extensions: list[str] = Field(
+        default_factory=lambda: ["jpg", "png", "webp", "avif"], description="file types kept (jpg, png, webp, gif, avif); never "
+                                                                            "video, ugoira zip or flash")
     exclude_deleted: bool = Field(True, description="sends -status:deleted (a free metatag): the site drops them")
     rate: float = Field(1.0, gt=0, le=10, description="API requests per second (token bucket, no bursts)")
     files_rate: float = Field(2.0, gt=0, le=50, description="file requests per second, shared by all downloads")
-    download_concurrency: int = Field(4, ge=1, le=32)
+    download_concurrency: int = Field(4, ge=1, le=32, description="file downloads at once; they share files_rate")
     variant: Literal["original", "sample"] = Field("sample", description="sample: the 850 px sample where the "
                                                    "post has one (wider pictures), else the original")
     animated: Literal["skip", "first_frame"] = Field("skip", description="animated GIF/PNG/WebP: skip, or keep "
@@ -47,13 +50,19 @@ class DanbooruSource(Strict):
     user_agent: str | None = Field(None, description="default boorugan/<version> (+<project url>)")
     allowed_hosts: list[str] = Field(default_factory=lambda: ["*.donmai.us"],
                                      description="file hosts besides the API host; '*.' matches subdomains")
-    mode: Literal["backfill", "incremental"] = "backfill"
+    mode: Literal["backfill", "incremental"] = Field(
+        "backfill", description="backfill: older posts until limit are held (page=b<id>); incremental: only posts newer than the "
+                                "newest held (page=a<id>), at most limit per run")
     page_size: int = Field(200, ge=1, le=200, description="posts per API request (Danbooru's max is 200)")
-    max_retries: int = Field(5, ge=0, le=20)
+    max_retries: int = Field(
+        5, ge=0, le=20, description="retries of a request on 429, 5xx, Cloudflare 52x, timeouts, resets, truncated bodies (an "
+                                    "md5 mismatch: once)")
     retry_backoff: float = Field(2.0, ge=0, description="first retry wait in s; doubles, +-50% jitter")
-    retry_backoff_max: float = Field(120.0, ge=0)
+    retry_backoff_max: float = Field(120.0, ge=0, description="s, the longest wait between two retries")
     timeout: float = Field(60.0, gt=0, description="seconds per HTTP read")
-    max_file_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    max_file_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="bytes; larger files are skipped before any download (file_size from the post "
+                                               "JSON)")
 
     @field_validator("base_url")
     @classmethod
@@ -99,13 +108,16 @@ class DanbooruSource(Strict):
 
 
 class ScrapeParams(Strict):
-    source: Literal["danbooru", "folder", "toy"] = "danbooru"
-    folder: str | None = None
+    source: Literal["danbooru", "folder", "toy"] = Field(
+        "danbooru", description="where pictures come from: danbooru (a search, needs internet), folder (every image under "
+                                "scrape.folder) or toy (procedural faces with known hair and eye colours, no data or network)")
+    folder: str | None = Field(None, description="scrape.source=folder: the folder of pictures, read recursively")
     folder_attribute: str | None = Field(None, description="plain class folders (ImageFolder style) under scrape.folder "
                                          "hold values of this attribute, e.g. hair_color; null: only <attribute>=<value> folders")
     folder_labels: str | None = Field("labels.csv", description="a CSV in scrape.folder: a file column (path in the folder) "
                                       "then attribute columns or tags; read when present; null: never")
-    extensions: list[str] = Field(default_factory=lambda: ["jpg", "jpeg", "png", "webp", "gif"])
+    extensions: list[str] = Field(
+        default_factory=lambda: ["jpg", "jpeg", "png", "webp", "gif"], description="file types a folder import reads")
     max_pixels: int = Field(89_478_485, ge=1, le=1_000_000_000, description="decompression-bomb limit (Pillow's "
                             "default; at most 1e9: one such picture takes 3 GB to decode)")
     toy: ToySource = Field(default_factory=ToySource)

@@ -35,8 +35,12 @@ class VocabularyParams(Strict):
     independent binary attributes (attribute -> tag). Tag names are the tagger's own ("grey hair");
     whether they exist is checked against the tagger's tag list when it loads (pipeline.core.vocab)."""
 
-    groups: dict[str, dict[str, str]] = Field(default_factory=_make_girls_moe_groups)
-    binary: dict[str, str] = Field(default_factory=_make_girls_moe_binary)
+    groups: dict[str, dict[str, str]] = Field(
+        default_factory=_make_girls_moe_groups, description="exclusive attributes, attribute -> {value: tagger tag}; default: "
+                                                            "make.girls.moe's hair colour, hair style, eye colour")
+    binary: dict[str, str] = Field(
+        default_factory=_make_girls_moe_binary, description="yes/no attributes, attribute -> tagger tag; default: blush, smile, "
+                                                            "open mouth, hat, ribbon, glasses")
 
     @model_validator(mode="after")
     def _well_formed(self) -> VocabularyParams:
@@ -71,14 +75,14 @@ class TagParams(Strict):
     """Stage ``tag``: a tagger (illustration2vec) over the face crops -> ``paths.tags``."""
 
     enabled: bool = Field(False, description="off: the stage writes an empty table and says how to turn it on")
-    tagger: Literal["i2v"] = "i2v"
+    tagger: Literal["i2v"] = Field("i2v", description="i2v: illustration2vec v2.0.0")
     weights_dir: str | None = Field(None, description="folder with the caffemodel and tag list; default $BOORUGAN_CACHE/i2v")
     download: bool = Field(True, description="download missing weights from the release URLs")
     checksums: dict[str, str] = Field(default_factory=dict, description="file name -> sha256, checked after download")
     threshold: float = Field(0.25, ge=0.0, le=1.0, description="general tags with p > threshold are listed")
     batch_size: int = Field(32, ge=1, le=4096, description="faces per forward pass of the 224 px tagger (at most "
                             "4096: 2.4 GB of input alone)")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when torch sees it (fp16 there when tag.half)")
     half: bool = Field(True, description="fp16 on the GPU (never on CPU)")
-    num_threads: int | None = Field(None, ge=1)
+    num_threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's)")
     vocabulary: VocabularyParams = Field(default_factory=VocabularyParams)

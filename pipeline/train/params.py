@@ -13,7 +13,7 @@ class SketchParams(Strict):
     """XDoG knobs; the defaults give clean outlines on 32-128 px faces."""
 
     sigma: float = Field(0.6, gt=0, description="inner Gaussian (px); the outer is k x sigma")
-    k: float = Field(1.6, gt=1)
+    k: float = Field(1.6, gt=1, description="XDoG: ratio of the two Gaussians' widths")
     tau: float = Field(0.98, gt=0, le=1, description="weight of the outer Gaussian")
     eps: float = Field(-0.01, description="edge threshold on the normalised difference")
     phi: float = Field(200.0, gt=0, description="softness of the threshold")
@@ -39,15 +39,16 @@ class ModelSpec(Strict):
     when that network's loss is not above it.
     """
 
-    arch: str
+    arch: str = Field(description="the architecture: a name of models/registry.py (dcgan, dcgan_tags, acgan, cgan, gan_mlp, "
+                                  "sketch2image, r3gan, r3gan_tags)")
     epochs: int = Field(5, ge=0, le=1_000_000, description="passes over the faces (at most 1e6; for longer runs on few "
                         "faces set steps)")
     steps: int | None = Field(None, ge=1, le=MAX_STEPS, description=f"stop after this many steps (overrides epochs; "
                               f"{STEPS_WHY})")
     batch_size: int = Field(64, ge=1, le=16_384, description=f"faces per step (at most 16,384: {BATCH_WHY})")
-    lr: float = Field(2e-4, gt=0)
-    beta1: float = Field(0.5, ge=0, lt=1)
-    beta2: float = Field(0.999, ge=0, lt=1)
+    lr: float = Field(2e-4, gt=0, description="Adam learning rate of G and D")
+    beta1: float = Field(0.5, ge=0, lt=1, description="Adam beta1")
+    beta2: float = Field(0.999, ge=0, lt=1, description="Adam beta2")
     log_every: int = Field(10, ge=1, description="steps between reads of the losses from the device (one host sync "
                            "each) and MLflow points; losses.csv still gets a row for every step")
     checkpoint_every: int | None = Field(None, ge=1, description="steps between checkpoints (default: every epoch)")
@@ -55,7 +56,7 @@ class ModelSpec(Strict):
     d_threshold: float | None = Field(None, ge=0, description="update D only when its loss > this")
     g_threshold: float | None = Field(None, ge=0, description="update G only when its loss > this")
     ema: bool = Field(True, description="keep an EMA copy of G (used for sampling and evaluation)")
-    ema_decay: float = Field(0.999, ge=0, lt=1)
+    ema_decay: float = Field(0.999, ge=0, lt=1, description="per-step decay of the EMA copy of G")
     collapse_std: float = Field(1e-3, ge=0, description="stop when the fixed-noise samples vary less than this (0: off)")
     conditioning: list[str] = Field(default_factory=list, description="label attributes (columns of data/labels.parquet)")
     aux_weight: float = Field(1.0, ge=0, description="acgan: weight of the attribute classification loss")
@@ -147,10 +148,11 @@ class TrainBudget(Strict):
 
 
 class TrainParams(Strict):
-    enabled: list[str] = Field(default_factory=list)
+    enabled: list[str] = Field(
+        default_factory=list, description="the entries of train.models that dvc repro and the flows train and evaluate")
     budget: TrainBudget = Field(default_factory=TrainBudget)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when torch sees it")
+    seed: int = Field(0, description="seed of every draw of training: data order, noise, initial weights")
     num_threads: int | None = Field(None, ge=1, le=4096, description="torch CPU threads (default: torch's)")
     resume: Literal["auto", "never"] = Field("auto", description="auto: continue from runs/<model>/checkpoint.pt when it fits")
     on_damaged: Literal["restart", "stop"] = Field(
