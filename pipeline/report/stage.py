@@ -50,7 +50,8 @@ def collect(params: Params) -> list[dict[str, Any]]:
         metrics["unavailable"] = {**metrics.get("unavailable", {}), **status.get("unavailable", {})}
         rows.append({"model": name, "arch": spec.arch, "ranked": spec.family != "sketch", "metrics": metrics,
                      "skipped": status.get("skipped"), "grid": grids[-1] if grids else None, "losses": run / "losses.png",
-                     "closest": None if status.get("skipped") else closest_path(params.paths.metrics, name),
+                     # the pairs only where they were found (else metrics/<model>_closest.png says why, and so does the report)
+                     "closest": closest_path(params.paths.metrics, name) if "memorization_share" in metrics else None,
                      "history": history})
     return rows
 

@@ -36,7 +36,7 @@ def world(tmp_path_factory):
     run_train(params, "dcgan")
     run_train(load_params(ROOT / "params.yaml", tiny_overrides(root) + extra[:1] + extra[2:]), "wide")  # no snapshots
     snaps = sorted(p.name for p in (root / "runs" / "dcgan" / "checkpoints").iterdir())
-    assert snaps == ["epoch_001.pt", "epoch_002.pt"]  # 48 faces less the held-out (evaluate.holdout) / 16 per batch: 2 steps per epoch
+    assert snaps == ["epoch_001.pt", "epoch_002.pt"]  # 48 faces / 16 per batch: epochs end at steps 3 and 4
     metrics = {n: run_evaluate(params, n) for n in ("dcgan", "wide")}
     report = run_report(params)
     return root, params, metrics, report
@@ -48,7 +48,7 @@ def test_every_checkpoint_is_scored_and_written_as_history(world):
     header = lines[0].split(",")
     assert header[0] == "step" and {"ssl_fd", "ssl_kid", "c2st_acc", "diversity_ratio"} <= set(header)
     # epoch 1, then the final checkpoint (epoch 2's snapshot is the same step: scored once)
-    assert [line.split(",")[0] for line in lines[1:]] == ["2", "4"]
+    assert [line.split(",")[0] for line in lines[1:]] == ["3", "4"]
     assert len((root / "metrics" / "wide_history.csv").read_text().splitlines()) == 2  # no snapshots: final only
 
 
@@ -99,7 +99,7 @@ def test_report_in_a_real_browser(world, browser, tmp_path):
     na = browser.find_elements(By.CSS_SELECTOR, "td.na")
     assert na and "download is false" in na[0].get_attribute("title")
     images = browser.find_elements(By.TAG_NAME, "img")
-    assert len(images) == 7  # grid, losses and closest pairs for both, the step plot for dcgan
+    assert len(images) == 5  # grid + losses for both, the step plot for dcgan
     for img in images:
         assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) > 0, img.get_attribute("alt")
 
