@@ -47,7 +47,8 @@ def tiny_overrides(root: Path) -> list[str]:
             "train.models.dcgan.log_every=2", "train.models.dcgan.net.ngf=8", "train.models.dcgan.net.ndf=8",
             "train.models.dcgan.net.nz=16",
             "evaluate.num_samples=32", "evaluate.feature_net.epochs=1", "evaluate.feature_net.width=8",
-            "evaluate.inception.download=false", "evaluate.c2st.steps=50", "tag.download=false"]  # never fetch weights in tests
+            "evaluate.inception.download=false", "evaluate.c2st.steps=50", "tag.download=false",  # never fetch weights in tests
+            "evaluate.holdout=0"]  # worlds sized in whole batches of all 48 faces (tests/evaluate/test_memorization_stage.py holds out)
 
 
 def tiny_model_overrides(nets: dict[str, str], steps: int = 3) -> list[str]:

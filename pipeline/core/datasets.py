@@ -29,6 +29,20 @@ class Faces:
         return h.hexdigest()
 
 
+    def subset(self, keep: np.ndarray) -> Faces:
+        return Faces(self.images[keep], [i for i, k in zip(self.ids, keep) if k])
+
+
+def holdout_mask(ids: list[str], fraction: float) -> np.ndarray:
+    """True for the faces evaluation keeps from training (``evaluate.holdout``), chosen by a hash of
+    each face id: a face stays on its side as the set grows, so a rerun after a scrape adds faces
+    never trains on a face an earlier run held out, and no seed is involved."""
+    if fraction <= 0:
+        return np.zeros(len(ids), bool)
+    draws = np.array([int(hashlib.md5(f"holdout:{i}".encode()).hexdigest()[:8], 16) for i in ids], dtype=np.float64)
+    return draws / 2**32 < fraction
+
+
 @dataclass
 class Labels:
     codes: np.ndarray              # N x A int64; -1 where the attribute is unknown

@@ -26,6 +26,7 @@ CHECKPOINT = "checkpoint.pt"
 TRAIN_SUMMARY = "train.json"
 # evaluate -> paths.metrics/<model>.json and its history
 HISTORY_SUFFIX = "_history.csv"
+CLOSEST_SUFFIX = "_closest.png"      # samples beside their nearest training faces (the memorisation check)
 STATUS_SUFFIX = ".status.json"       # why metrics are missing ({"unavailable": {metric: reason}, "skipped": reason})
 
 
@@ -60,3 +61,7 @@ def status_path(metrics_dir: str | Path, model: str) -> Path:
 
 def history_path(metrics_dir: str | Path, model: str) -> Path:
     return Path(metrics_dir) / f"{model}{HISTORY_SUFFIX}"
+
+
+def closest_path(metrics_dir: str | Path, model: str) -> Path:
+    return Path(metrics_dir) / f"{model}{CLOSEST_SUFFIX}"

@@ -61,7 +61,18 @@ class DiversityParams(Strict):
 
 # The names of pipeline.evaluate.metrics.registry.METRICS (a test keeps the two equal): spelled
 # here so that loading params never imports the evaluate stage.
-MetricName = Literal["ssl_fd", "ssl_kid", "c2st", "diversity", "inception", "attr_acc"]
+MetricName = Literal["ssl_fd", "ssl_kid", "c2st", "diversity", "inception", "attr_acc", "memorization", "prdc"]
+
+
+class MemorizationParams(Strict):
+    quantile: float = Field(0.01, gt=0, lt=1, description="a sample closer to a training face than this quantile of "
+                            "held-out faces' nearest-training distances counts as a copy (a model drawing new faces "
+                            "scores about this)")
+    pairs: int = Field(8, ge=1, le=64, description="closest (sample, training face) pairs drawn in metrics/<model>_closest.png")
+
+
+class PRDCParams(Strict):
+    k: int = Field(5, ge=1, le=100, description="neighbours that set each point's ball (Naeem et al. use 5)")
 
 
 class EvaluateParams(Strict):
@@ -77,6 +88,11 @@ class EvaluateParams(Strict):
     inception: InceptionParams = Field(default_factory=InceptionParams)
     c2st: C2STParams = Field(default_factory=C2STParams)
     diversity: DiversityParams = Field(default_factory=DiversityParams)
+    holdout: float = Field(0.05, ge=0, le=0.5, description="share of the faces train never sees, chosen by face id: "
+                           "the memorisation metric compares samples' distances to the training faces with theirs "
+                           "(0: train on every face; memorization is then unavailable)")
+    memorization: MemorizationParams = Field(default_factory=MemorizationParams)
+    prdc: PRDCParams = Field(default_factory=PRDCParams)
 
     @field_validator("metrics")
     @classmethod

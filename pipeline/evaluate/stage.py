@@ -18,7 +18,10 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.core.layout import HISTORY_SUFFIX, status_path
+import numpy as np
+
+from pipeline.core.datasets import holdout_mask
+from pipeline.core.layout import HISTORY_SUFFIX, closest_path, status_path
 
 if TYPE_CHECKING:
     from pipeline.params import Params
@@ -51,8 +54,8 @@ def readers_for(params: Params, device) -> dict:
 
 
 def evaluate_checkpoint(params: Params, ckpt: Path, real, names: list[str],
-                        device) -> tuple[dict[str, float], dict[str, str], int]:
-    """(values, unavailable, step) of one checkpoint: the pure part of the stage."""
+                        device) -> tuple[dict[str, float], dict[str, str], int, np.ndarray | None]:
+    """(values, unavailable, step, closest-pairs picture or None) of one checkpoint: the pure part of the stage."""
     from pipeline.evaluate.metrics.context import EvalContext
     from pipeline.evaluate.metrics.registry import compute
     from pipeline.evaluate.sample import drawn_faces
@@ -66,10 +69,36 @@ def evaluate_checkpoint(params: Params, ckpt: Path, real, names: list[str],
                                   ema=cfg.use_ema, real=real.images)
     if requested and "attr_acc" not in names:
         names = [*names, "attr_acc"]
-    ctx = EvalContext(real.images, fake, real.digest, cfg, str(device), requested=requested, readers=readers_for(params, device))
+    ctx = EvalContext(real.images, fake, real.digest, cfg, str(device), requested=requested,
+                      readers=readers_for(params, device), holdout=holdout_mask(real.ids, cfg.holdout))
     values, unavailable = compute(names, ctx)
     values.update(num_real=len(real.images), num_fake=len(fake))
-    return values, unavailable, step
+    closest = ctx.cache.get("closest")
+    return values, unavailable, step, closest_pairs(fake, real.images, closest) if closest else None
+
+
+def closest_pairs(fake: np.ndarray, real: np.ndarray, pairs: list[tuple[int, int, float]]) -> np.ndarray:
+    """The memorisation check to look at: each row a sample beside the training face nearest to it
+    in the evaluation features, closest pair first (uint8 H x W x 3)."""
+    gap = 4
+    h, w = fake.shape[1:3]
+    out = np.full((len(pairs) * (h + gap) - gap, 2 * w + gap, 3), 255, np.uint8)
+    for row, (s, r, _) in enumerate(pairs):
+        y = row * (h + gap)
+        out[y:y + h, :w], out[y:y + h, w + gap:] = fake[s], real[r]
+    return out
+
+
+def unavailable_picture(size: int, reason: str) -> np.ndarray:
+    """What metrics/<model>_closest.png shows when there are no pairs: the reason, in words."""
+    from PIL import Image, ImageDraw
+
+    im = Image.new("RGB", (max(size * 4, 256), max(size, 64)), "white")
+    words, lines = reason.split(), [""]
+    for word in words:
+        lines[-1:] = [f"{lines[-1]} {word}".strip()] if len(lines[-1]) + len(word) < 48 else [lines[-1], word]
+    ImageDraw.Draw(im).multiline_text((6, 6), "\n".join(lines[:6]), fill="black")
+    return np.asarray(im)
 
 
 def evaluate_all(params: Params, name: str) -> list[dict[str, Any]]:
@@ -89,7 +118,7 @@ def evaluate_all(params: Params, name: str) -> list[dict[str, Any]]:
     rows = []
     for epoch, ckpt in scored:
         try:
-            values, unavailable, step = evaluate_checkpoint(params, ckpt, real, list(params.evaluate.metrics), device)
+            values, unavailable, step, closest = evaluate_checkpoint(params, ckpt, real, list(params.evaluate.metrics), device)
         except DamagedCheckpoint as e:
             if epoch is None:  # the final checkpoint: nothing to score without it
                 raise
@@ -97,7 +126,7 @@ def evaluate_all(params: Params, name: str) -> list[dict[str, Any]]:
                                                 "curve leaves it out", name, epoch, e.path, e.problem)
             continue
         rows.append({**values, "step": step, **({"epoch": epoch} if epoch is not None else {}),
-                     "unavailable": unavailable})
+                     "unavailable": unavailable, "closest": closest})
     return rows
 
 
@@ -116,10 +145,12 @@ def write_skipped(params: Params, name: str, reason: str) -> dict[str, Any]:
     """A model train skipped (no labels to condition on): no numbers in ``metrics/<model>.json`` (``{}``,
     so ``dvc metrics show`` stays numeric), the reason in ``metrics/<model>.status.json``, an empty history."""
     from pipeline.core.atomic import atomic_open, write_json
+    from pipeline.core.images import save_png
 
     out = Path(params.paths.metrics)
     write_json(out / f"{name}.json", {})
     write_status(out, name, {}, skipped=reason)
+    save_png(unavailable_picture(64, f"Not trained: {reason}"), closest_path(out, name))
     with atomic_open(out / f"{name}{HISTORY_SUFFIX}") as f:
         f.write(history_csv([]))
     return {"skipped": reason}
@@ -142,12 +173,14 @@ def write_status(metrics_dir: str | Path, name: str, unavailable: dict[str, str]
 
 def run_evaluate(params: Params, name: str) -> dict[str, Any]:
     from pipeline.core.atomic import atomic_open, sweep_outputs, write_json
+    from pipeline.core.images import save_png
     from pipeline.core.inputs import read_json
     from pipeline.core.layout import history_path, metrics_path
     from pipeline.core.tracking import log_into_run, stage_run
 
     m = params.paths.metrics
-    sweep_outputs(metrics_path(m, name), status_path(m, name), history_path(m, name))  # temporaries a killed run left
+    # temporaries a killed run left
+    sweep_outputs(metrics_path(m, name), status_path(m, name), history_path(m, name), closest_path(m, name))
     train_info = read_json(Path(params.paths.runs) / name / "train.json", made_by=f"train@{name}")
     if train_info.get("skipped"):
         return write_skipped(params, name, train_info["skipped"])
@@ -158,6 +191,13 @@ def run_evaluate(params: Params, name: str) -> dict[str, Any]:
     with stage_run("evaluate", params, logged, tags, run_name=f"evaluate@{name}") as mlflow:
         rows = evaluate_all(params, name)
         metrics = dict(rows[-1])
+        picture = metrics.pop("closest")
+        for r in rows:
+            r.pop("closest", None)
+        if picture is None:
+            why = metrics["unavailable"].get("memorization", "the memorization metric is not in evaluate.metrics")
+            picture = unavailable_picture(64, f"No closest pairs: {why}")
+        save_png(picture, closest_path(m, name))
         metrics["train_steps"] = train_info["steps"]
         out = Path(params.paths.metrics)
         write_json(out / f"{name}.json", numbers_only(metrics))

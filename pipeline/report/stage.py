@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.core.layout import status_path
+from pipeline.core.layout import closest_path, status_path
 from pipeline.report.params import ReportParams
 from pipeline.report.table import UNRANKED_NOTE, cell, columns, direction, is_best, reason_notes, unranked_note, verdict
 
@@ -24,6 +24,11 @@ if TYPE_CHECKING:
     from pipeline.params import Params
 
 STEP_PLOT_KEYS = ("ssl_fd", "fid", "ssl_kid", "kid", "c2st_acc", "diversity_ratio", "attr_acc")
+
+
+# each model's pictures, in the order shown: (caption, key in collect()'s rows / the images dict)
+FIGURES = (("latest samples", "grid"), ("losses", "losses"), ("metrics vs step", "steps"),
+           ("samples beside their nearest training faces (memorization)", "closest"))
 
 
 def collect(params: Params) -> list[dict[str, Any]]:
@@ -45,6 +50,8 @@ def collect(params: Params) -> list[dict[str, Any]]:
         metrics["unavailable"] = {**metrics.get("unavailable", {}), **status.get("unavailable", {})}
         rows.append({"model": name, "arch": spec.arch, "ranked": spec.family != "sketch", "metrics": metrics,
                      "skipped": status.get("skipped"), "grid": grids[-1] if grids else None, "losses": run / "losses.png",
+                     # the pairs only where they were found (else metrics/<model>_closest.png says why, and so does the report)
+                     "closest": closest_path(params.paths.metrics, name) if "memorization_share" in metrics else None,
                      "history": history})
     return rows
 
@@ -98,7 +105,7 @@ def render_markdown(title: str, rows: list[dict[str, Any]], images: dict[str, di
         if r.get("skipped"):
             lines += [f"Not trained: {r['skipped']}", ""]
         lines += [f"- {k} unavailable: {reason}" for k, reason in own.get(r["model"], [])]
-        for label, key in (("latest samples", "grid"), ("losses", "losses"), ("metrics vs step", "steps")):
+        for label, key in FIGURES:
             if key in images[r["model"]]:
                 lines.append(f"![{r['model']} {label}]({images[r['model']][key]})")
     return "\n".join(lines) + "\n"
@@ -133,7 +140,7 @@ def render_html(title: str, rows: list[dict[str, Any]], images: dict[str, dict[s
     for r in rows:
         figs = "".join(f'<figure><img alt="{e(r["model"])} {label}" src="{_data_uri(images[r["model"]][key])}">'
                        f"<figcaption>{label}</figcaption></figure>"
-                       for label, key in (("latest samples", "grid"), ("losses", "losses"), ("metrics vs step", "steps"))
+                       for label, key in FIGURES
                        if key in images[r["model"]])
         reasons = "".join(f"<li>{e(m)} unavailable: {e(why)}</li>" for m, why in own.get(r["model"], []))
         if r.get("skipped"):
@@ -167,7 +174,7 @@ def run_report(params: Params) -> Path:
             images: dict[str, dict[str, Path]] = {}
             for r in rows:
                 images[r["model"]] = {}
-                for key in ("grid", "losses"):
+                for key in ("grid", "losses", "closest"):
                     if r[key] is not None and Path(r[key]).exists():
                         dst = tmp / f"{r['model']}_{key}.png"
                         shutil.copyfile(r[key], dst)

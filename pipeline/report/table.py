@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-LOWER = ("ssl_fd", "ssl_kid", "fid", "kid", "near_duplicate_share")
-HIGHER = ("is", "precision", "recall", "attr_acc")
-CLOSEST_TO_ONE = ("diversity_ratio",)
+LOWER = ("ssl_fd", "ssl_kid", "fid", "kid", "near_duplicate_share", "memorization_share")
+HIGHER = ("is", "precision", "recall", "ssl_precision", "ssl_recall", "ssl_coverage", "attr_acc")
+CLOSEST_TO_ONE = ("diversity_ratio", "ssl_density")
 UNRANKED_NOTE = ("c2st_acc is shown but not ranked: it saturates at 1.0 for most GANs (0.5 = indistinguishable). "
                  "ssl_fd_real_halves is ssl_fd between two halves of the real faces: the floor a perfect generator reaches; "
                  "ssl_fd_noise is ssl_fd of uniform noise: what drawing nothing gets.")

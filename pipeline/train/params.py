@@ -183,4 +183,9 @@ class TrainParams(Strict):
             hints = "".join(did_you_mean(m, self.models) for m in missing)
             raise ValueError(f"train.enabled names {missing}, which are not in train.models{hints} "
                              f"(defined: {sorted(self.models)})")
+        transfers = [m for m in self.enabled if self.models[m].init_from is not None]
+        if transfers:  # dvc.yaml's train stages are one foreach over enabled: no stage can depend on another's checkpoint
+            raise ValueError(f"train.enabled includes {transfers}, which start from another model (init_from): dvc repro "
+                             f"cannot order them after their source nor rerun them when it changes. Leave them out of "
+                             f"train.enabled and train them after the source: python -m pipeline train {transfers[0]}")
         return self

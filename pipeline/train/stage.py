@@ -45,7 +45,7 @@ def run_train(params: Params, name: str) -> dict[str, Any]:
 def _train(params: Params, name: str, spec: ModelSpec, fast: FastOptions, dist: Dist) -> dict[str, Any]:
     """One process's share: every rank trains; rank 0 alone tracks and writes (pipeline/train/distributed.py)."""
     from pipeline.core.atomic import write_json
-    from pipeline.core.datasets import load_faces, sketches_of
+    from pipeline.core.datasets import holdout_mask, load_faces, sketches_of
     from pipeline.core.inputs import read_parquet
     from pipeline.core.layout import index_path
     from pipeline.core.plots import plot_losses
@@ -55,6 +55,9 @@ def _train(params: Params, name: str, spec: ModelSpec, fast: FastOptions, dist: 
 
     read_parquet(index_path(params.paths.faces), made_by="crop", columns=["face_id"])  # missing or damaged: say so
     faces = load_faces(params.paths.faces)
+    held = holdout_mask(faces.ids, params.evaluate.holdout)
+    if held.any() and not held.all():  # evaluation's held-out faces (its memorisation check) are never trained on
+        faces = faces.subset(~held)
     labels = None
     if spec.conditioning:
         spec, labels, skipped = conditioning_labels(params, name, spec, faces)

@@ -125,3 +125,30 @@ def test_a_transfer_between_different_nets_is_refused_with_the_reason(tmp_path):
     wider = ModelSpec(arch="dcgan", batch_size=16, steps=2, net={"nz": 8, "ngf": 16, "ndf": 8})
     with pytest.raises(StageError, match="init_from: .* has net"):
         run(wider, tmp_path / "fine", init_from=tmp_path / "source" / "checkpoint.pt")
+
+
+def test_a_transfer_model_is_refused_in_train_enabled_with_the_way_to_train_it(tmp_path):
+    from pipeline.params import ParamsError, load_params
+
+    from conftest import ROOT
+
+    with pytest.raises(ParamsError, match=r"dvc repro cannot order them.*python -m pipeline train dcgan_few"):
+        load_params(ROOT / "params.yaml", ["train.models.dcgan_few={arch: dcgan, init_from: dcgan}",
+                                           "train.enabled=[dcgan, dcgan_few]"])
+
+
+def test_the_train_stage_resolves_init_from_by_model_name_and_says_what_is_missing(tmp_path):
+    from pipeline.params import load_params
+    from pipeline.train.stage import init_source
+
+    from conftest import ROOT, tiny_overrides
+
+    params = load_params(ROOT / "params.yaml", tiny_overrides(tmp_path) + ["train.models.dcgan_few={arch: dcgan, init_from: dcgan}"])
+    with pytest.raises(StageError, match=r"no checkpoint at .*runs/dcgan/checkpoint.pt; train it first: python -m pipeline train dcgan"):
+        init_source(params, "dcgan_few", params.model("dcgan_few"))
+    (tmp_path / "runs" / "dcgan").mkdir(parents=True)
+    (tmp_path / "runs" / "dcgan" / "checkpoint.pt").write_bytes(b"x")
+    assert init_source(params, "dcgan_few", params.model("dcgan_few")) == tmp_path / "runs" / "dcgan" / "checkpoint.pt"
+    wrong = params.model("dcgan_few").model_copy(update={"init_from": "nowhere.pt"})
+    with pytest.raises(StageError, match="neither a checkpoint file nor a model of train.models"):
+        init_source(params, "dcgan_few", wrong)

@@ -22,6 +22,7 @@ class EvalContext:
     cache: dict[str, Any] = field(default_factory=dict)  # features shared between metrics
     requested: dict[str, list[str | None]] | None = None  # conditional models: attribute -> value asked per sample
     readers: dict[str, Callable[[np.ndarray], list[str]]] | None = None  # attribute -> reads it off N images
+    holdout: np.ndarray | None = None  # per real face: True if train never saw it (evaluate.holdout)
 
 
 MetricFn = Callable[["EvalContext"], dict[str, float]]

@@ -92,6 +92,35 @@ def attr_acc(ctx: EvalContext) -> dict[str, float]:
     return attribute_accuracy(np.asarray(ctx.fake), ctx.requested, ctx.readers)
 
 
+def memorization(ctx: EvalContext) -> dict[str, float]:
+    """Copies of training faces: samples' nearest-training distances against held-out real faces'
+    (pipeline/evaluate/metrics/memorization.py). The closest pairs go to ``ctx.cache["closest"]``
+    as (sample index, real index, distance) for the stage to draw."""
+    from pipeline.evaluate.metrics.memorization import memorization as mem
+
+    held = ctx.holdout if ctx.holdout is not None else np.zeros(len(ctx.real), bool)
+    if held.sum() < 2 or (~held).sum() < 1:
+        raise MetricUnavailable(f"{int(held.sum())} of {len(held)} real faces are held out from training; it needs at "
+                                f"least 2 (raise evaluate.holdout, now {ctx.params.holdout}, or crop more faces)")
+    real, fake = ssl_feature_pair(ctx)
+    m = ctx.params.memorization
+    values, closest = mem(real[~held], real[held], fake, m.quantile, m.pairs)
+    trained = np.flatnonzero(~held)
+    ctx.cache["closest"] = [(s, int(trained[t]), d) for s, t, d in closest]
+    return {**values, "memorization_holdout": int(held.sum())}
+
+
+def prdc(ctx: EvalContext) -> dict[str, float]:
+    """Precision, recall, density, coverage (Naeem et al. 2020) on the rotation-net features."""
+    from pipeline.evaluate.metrics.prdc import prdc as pr
+
+    real, fake = ssl_feature_pair(ctx)
+    k = ctx.params.prdc.k
+    if min(len(real), len(fake)) <= k:
+        raise MetricUnavailable(f"needs more than k = {k} real and generated faces, got {len(real)} and {len(fake)}")
+    return {f"ssl_{name}": v for name, v in pr(real, fake, k).items()}
+
+
 METRICS: dict[str, MetricFn] = {
     "ssl_fd": ssl_fd,
     "ssl_kid": ssl_kid,
@@ -99,6 +128,8 @@ METRICS: dict[str, MetricFn] = {
     "diversity": diversity,
     "inception": inception,
     "attr_acc": attr_acc,
+    "memorization": memorization,
+    "prdc": prdc,
 }
 
 
