@@ -22,6 +22,11 @@ def test_quiet_by_default_and_verbose_brings_them_back(monkeypatch):
                  "MLFLOW_LOGGING_LEVEL"):
         monkeypatch.delenv(name, raising=False)
     saved = {n: logging.getLogger(n).level for n in ("httpx", "prefect.task_runs", "docket")}
+    # what earlier tests in this process left (Prefect sets "prefect" to its configured level when a flow
+    # runs): start from a fresh process's loggers, so only quiet_third_party decides what is heard
+    ours = {n: logging.getLogger(n).level for n in ("", "prefect", "prefect.flow_runs", "pipeline", "pipeline.train.loop")}
+    for name in ours:
+        logging.getLogger(name).setLevel(logging.NOTSET)
     try:
         logging.getLogger().setLevel(logging.INFO)
         quiet_third_party(False)
@@ -37,7 +42,7 @@ def test_quiet_by_default_and_verbose_brings_them_back(monkeypatch):
         quiet_third_party(True)
         assert all(_levels().values())
     finally:
-        for name, level in saved.items():
+        for name, level in {**saved, **ours}.items():
             logging.getLogger(name).setLevel(level)
 
 
