@@ -58,13 +58,19 @@ def process_map(fn: Callable[[T], R], tasks: Iterable[T], workers: int, on_crash
     try:
         while True:
             for task in todo if len(pending) < window else ():
-                pending.append((task, ex.submit(fn, task)))
+                try:
+                    pending.append((task, ex.submit(fn, task)))
+                except BrokenProcessPool:  # the pool died under a task in flight: this one waits with the suspects
+                    pending.append((task, None))
+                    break
                 if len(pending) >= window:
                     break
             if not pending:
                 return
             task, future = pending[0]
             try:
+                if future is None:
+                    raise BrokenProcessPool(task)
                 result = future.result()
             except BrokenProcessPool:
                 # the pool died under one of the tasks in flight: rerun each alone, in order, then go on
