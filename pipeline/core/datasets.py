@@ -33,11 +33,6 @@ class Faces:
             contents = [face_content(np.asarray(self.images[i])) for i in range(len(self.images))]
         return dataset_id(self.images.shape, contents)
 
-    @property
-    def resident(self) -> bool:
-        """True when the pixels are in memory (not read from the store a batch at a time)."""
-        return isinstance(self.images, np.ndarray) and not isinstance(self.images, np.memmap)
-
 
 @dataclass
 class Labels:
