@@ -94,7 +94,7 @@ def _snapshot(params: ScrapeParams, out: Path, result: ScrapeResult, plan, sourc
             continue
         seen.add(md5)
         name = f"{md5}.{item.ext}"
-        if workspace.stage_file(out, name, item.read()):
+        if workspace.stage_file(out, name, item.read):  # an unchanged file already stored is not read
             staged.append(name)
         rows.append({"id": md5, "md5": md5, "ext": item.ext, "width": probed[0], "height": probed[1],
                      "source": params.source, "origin": item.origin, "path": name, **item.meta})

@@ -148,7 +148,9 @@ def iter_folder(params: ScrapeParams) -> Iterator[Candidate | Skip]:
     images = [p.relative_to(root) for p in paths if p.suffix.lower().lstrip(".") in allowed]
     labels = folder_labels(root, images, params)
     scan = load_scan(root, params.max_pixels)
-    for path in paths:
+    where = scan.index.get_indexer([str(p) for p in paths])  # each file's row in the last run's scan, or -1
+    last = {c: scan[c].to_numpy() for c in scan.columns}
+    for path, k in zip(paths, where):
         ext = path.suffix.lower().lstrip(".")
         if ext not in allowed:
             yield Skip("extension", str(path))
@@ -156,10 +158,9 @@ def iter_folder(params: ScrapeParams) -> Iterator[Candidate | Skip]:
         st = path.stat()
         stat = (st.st_size, st.st_mtime_ns, st.st_ino)
         known = None
-        if str(path) in scan.index:  # unchanged since the last run: not read again (pipeline/scrape/filescan.py)
-            last = scan.loc[str(path)]
-            if (int(last["size"]), int(last["mtime_ns"]), int(last["ino"])) == stat:
-                known = {k: last[k] for k in ("md5", "width", "height", "reason")}
+        if k >= 0 and (int(last["size"][k]), int(last["mtime_ns"][k]), int(last["ino"][k])) == stat:
+            # unchanged since the last run: not read again (pipeline/scrape/filescan.py)
+            known = {c: last[c][k] for c in ("md5", "width", "height", "reason")}
         yield Candidate(None if known else path.read_bytes(), "jpg" if ext == "jpeg" else ext, str(path),
                         labels.get(path.relative_to(root), {}), stat=stat, known=known)
 
