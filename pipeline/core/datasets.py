@@ -1,5 +1,5 @@
-"""Face datasets, loaded once into memory as uint8 (10,000 64x64 faces are 123 MB), and the labels
-that conditional models train on.
+"""Face datasets (mapped from crop's packed store, or uint8 in memory: 10,000 64x64 faces are
+123 MB), and the labels that conditional models train on.
 
 Labels are integer codes per attribute (``-1`` = unknown), with the vocabulary kept beside them so
 a checkpoint can turn "blue hair" back into a code.
@@ -18,19 +18,30 @@ UNKNOWN = ("unknown", "", "none", "nan")
 
 @dataclass
 class Faces:
-    images: np.ndarray  # N x H x W x 3, uint8
+    images: np.ndarray  # N x H x W x 3 uint8: in memory, or a facestore.StoreView over the mapped store
     ids: list[str]
+    contents: list[str] | None = None  # per-face content ids (the crop index's ``content``), when known
 
     @property
     def digest(self) -> str:
-        """Content hash of the pixels: identifies the dataset for caches and MLflow tags."""
-        h = hashlib.md5(str(self.images.shape).encode())
-        h.update(np.ascontiguousarray(self.images).data)
-        return h.hexdigest()
+        """Content id of the faces, in order: identifies the dataset for caches and MLflow tags. Built
+        from per-face content ids (the crop index has them: no face is read), so faces in memory and
+        the same faces in the store get the same id."""
+        from pipeline.core.facestore import dataset_id, face_content
 
+        contents = self.contents
+        if contents is None:
+            contents = [face_content(np.asarray(self.images[i])) for i in range(len(self.images))]
+        return dataset_id(self.images.shape, contents)
 
     def subset(self, keep: np.ndarray) -> Faces:
-        return Faces(self.images[keep], [i for i, k in zip(self.ids, keep) if k])
+        """The faces where ``keep`` is True; over the packed store a view of those rows (nothing read)."""
+        from pipeline.core.facestore import StoreView
+
+        rows = np.flatnonzero(keep)
+        images = StoreView(self.images.store, self.images.rows[rows]) if isinstance(self.images, StoreView) else self.images[rows]
+        contents = None if self.contents is None else [self.contents[i] for i in rows]
+        return Faces(images, [self.ids[i] for i in rows], contents)
 
 
 def holdout_mask(ids: list[str], fraction: float) -> np.ndarray:
@@ -55,26 +66,45 @@ class Labels:
 
 
 def load_faces(faces_dir: str | Path, limit: int | None = None) -> Faces:
+    """The faces of the crop index, in its order. From the packed store (faces.u8) they are a
+    mapped view (nothing decoded, memory does not grow with N); a folder cropped before there was
+    a store is read from its face files."""
     import pandas as pd
-    from PIL import Image
 
+    from pipeline.core import facestore
     from pipeline.core.layout import INDEX
 
     faces_dir = Path(faces_dir)
     index_path = faces_dir / INDEX
     if not index_path.exists():
         raise FileNotFoundError(f"{index_path} does not exist; run the crop stage first (python -m pipeline crop)")
-    index = pd.read_parquet(index_path)
+    store = facestore.committed_store(faces_dir)
+    columns = ["face_id", "path", *(("row", "content") if store else ())]
+    index = pd.read_parquet(index_path, columns=columns)
     if limit is not None:
         index = index.iloc[:limit]
-    arrays = []
-    for p in index["path"]:
+    ids = index["face_id"].astype(str).tolist()
+    if store is not None:
+        view = facestore.StoreView(facestore.open_store(*store), index["row"].to_numpy())
+        return Faces(view, ids, index["content"].astype(str).tolist())
+    return Faces(_decode(faces_dir, index["path"]), ids)
+
+
+def _decode(faces_dir: Path, paths) -> np.ndarray:
+    """Face files into one preallocated array (no list of arrays, then a stacked copy)."""
+    from PIL import Image
+
+    out = None
+    for i, p in enumerate(paths):
         with Image.open(faces_dir / p) as im:
-            arrays.append(np.asarray(im.convert("RGB")))
-    sizes = {a.shape for a in arrays}
-    if len(sizes) != 1:
-        raise ValueError(f"faces in {faces_dir} have mixed sizes {sorted(sizes)}; re-run crop with one crop.size")
-    return Faces(np.stack(arrays), index["face_id"].astype(str).tolist())
+            a = np.asarray(im.convert("RGB"))
+        if out is None:
+            out = np.empty((len(paths), *a.shape), np.uint8)
+        elif a.shape != out.shape[1:]:
+            raise ValueError(f"faces in {faces_dir} have mixed sizes {sorted({a.shape, out.shape[1:]})}; "
+                             "re-run crop with one crop.size")
+        out[i] = a
+    return out if out is not None else np.zeros((0, 0, 0, 3), np.uint8)
 
 
 def load_image_folder(folder: str | Path, size: int, extensions=("jpg", "jpeg", "png", "webp", "bmp")) -> Faces:

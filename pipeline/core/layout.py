@@ -19,6 +19,9 @@ DANBOORU_JOURNAL = "danbooru.jsonl"  # the Danbooru source's append-only record 
 INDEX = "index.parquet"              # one row per face: face_id, source_id, md5, box, score, path, ...
 SOURCES = "sources.parquet"          # one row per raw image: outcome, face count, crop config digest
 DUPLICATES = "duplicates.parquet"    # near-duplicate faces left out of the index
+STORE = "faces.u8"                   # every face's pixels, packed (pipeline/core/facestore.py); index column ``row``
+CROP_RECORD = b"boorugan.crop"       # the index's Parquet metadata key of crop's commit record (config, tables, store)
+STAGED = ".next"                     # crop's <table>.next: written before the commit, moved in after it
 # tag -> paths.tags: a probability column per tag, named with this prefix
 PROB_PREFIX = "p:"
 # train -> paths.runs/<model>/
@@ -40,6 +43,10 @@ def workspace_path(raw_dir: str | Path) -> Path:
 
 def index_path(faces_dir: str | Path) -> Path:
     return Path(faces_dir) / INDEX
+
+
+def store_path(faces_dir: str | Path) -> Path:
+    return Path(faces_dir) / STORE
 
 
 def run_dir(runs_dir: str | Path, model: str) -> Path:

@@ -36,6 +36,10 @@ class CropParams(Strict):
     format: Literal["png", "webp", "jpg"] = Field("png", description="png and webp are lossless")
     jpg_quality: int = Field(95, ge=1, le=100, description="quality of crop.format=jpg")
     workers: int = Field(0, ge=0, description="parallel processes; 0 = all cores")
+    window: int = Field(4, ge=1, le=1024, description="images in flight per worker process (bounds the "
+                        "parent's memory: results are taken in order)")
+    pngs: bool = Field(True, description="also write each face as a file (the labelling page and the tagger read "
+                       "them; train and evaluate read the packed store faces.u8 only)")
     dedupe_distance: int | None = Field(None, ge=0, le=16, description="drop a face whose 64-bit dHash is this "
                                         "close to a better face's (e.g. 4); null keeps all")
     cascade_file: str | None = Field(None, description="a local lbpcascade_animeface.xml instead of the download")

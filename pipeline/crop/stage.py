@@ -1,7 +1,9 @@
 """Stage ``crop``: faces from raw images, as squares of ``margin`` x the face box, resized.
 
-Writes ``data/faces/<face_id>.<config digest[:8]>.<format>``, ``data/faces/index.parquet`` (one row
-per face: face id, source id and md5, box in source pixels, score, detector, crop square, size, path)
+Writes ``data/faces/faces.u8`` (every face's pixels, packed: pipeline/core/facestore.py),
+``data/faces/<face_id>.<config digest[:8]>.<format>`` (when ``crop.pngs``), ``data/faces/index.parquet``
+(one row per face: face id, source id and md5, box in source pixels, score, detector, crop square,
+size, path, its row in the store and its content hash)
 and ``data/faces/sources.parquet`` (one row per raw image processed, with its outcome and the crop
 config that produced it). A rerun reads only raw images that are new (or every image, when the
 crop config changed) and deletes the faces of images no longer in the raw manifest. The folder is
@@ -56,6 +58,7 @@ class Outcome:
     source_id: str
     status: str  # ok, no_face, or the reason it was skipped
     rows: list[dict] = field(default_factory=list)
+    pixels: list = field(default_factory=list)  # H x W x 3 uint8 per row, for the store
     converted: list[str] = field(default_factory=list)
     dropped: dict[str, int] = field(default_factory=dict)
 
@@ -71,7 +74,7 @@ def config_digest(params: CropParams) -> str:
     """Identifies everything that decides each image's faces: a change redoes all images. Not
     ``workers``, nor ``dedupe_distance`` (deduplication reruns over all faces every time), nor
     the cascade settings unless the cascade is the detector."""
-    exclude = {"workers", "dedupe_distance"}
+    exclude = {"workers", "dedupe_distance", "pngs", "window"}
     if params.detector not in ("lbpcascade", "ensemble"):
         exclude |= {"cascade_file", "cascade_url", "cascade_sha256", "ensemble_iou"}
     elif params.detector == "lbpcascade":
@@ -101,6 +104,9 @@ def process_source(md5: str, source_id: str, path: Path, detect, params: CropPar
                    digest: str | None = None) -> Outcome:
     """Read one raw image, detect, crop and save its faces under names of this config (``digest``,
     by default that of ``params``). Never raises for a bad image."""
+    import numpy as np
+
+    from pipeline.core.facestore import face_content
     from pipeline.crop.dedupe import dhash
     from pipeline.crop.geometry import cut, resize, select_boxes
     from pipeline.crop.rawimage import BadImage, load_rgb
@@ -118,18 +124,20 @@ def process_source(md5: str, source_id: str, path: Path, detect, params: CropPar
         return Outcome(md5, source_id, "detector_error", converted=loaded.converted)
     kept, dropped = select_boxes(boxes, params, *image.size)
     digest = digest or config_digest(params)
-    rows = []
+    rows, pixels = [], []
     for k, (box, sq) in enumerate(kept):
         face_id = f"{md5[:16]}_{k}"
-        name = face_name(face_id, digest, params.format)
+        name = face_name(face_id, digest, params.format) if params.pngs else ""
         face = resize(cut(image, sq, params.border, params.pad_value), params.size)
-        save_face(face, out / name, params)
+        if params.pngs:
+            save_face(face, out / name, params)
+        pixels.append(np.asarray(face.convert("RGB"), dtype=np.uint8))
         rows.append({"face_id": face_id, "source_id": source_id, "md5": md5,
                      "x": float(box.x), "y": float(box.y), "w": float(box.w), "h": float(box.h),
                      "score": float(box.score), "detector": params.detector, "size": params.size, "path": name,
                      "crop_left": sq.left, "crop_top": sq.top, "crop_side": sq.side, "border": params.border,
-                     "dhash": f"{dhash(face):016x}"})
-    return Outcome(md5, source_id, "ok" if rows else "no_face", rows, loaded.converted, dict(dropped))
+                     "dhash": f"{dhash(face):016x}", "row": -1, "content": face_content(pixels[-1])})
+    return Outcome(md5, source_id, "ok" if rows else "no_face", rows, pixels, loaded.converted, dict(dropped))
 
 
 # --- worker processes: each builds its detector once, then takes (md5, id, path) tasks ---------
@@ -172,7 +180,8 @@ def run_tasks(tasks: list[tuple[str, str, str]], params: CropParams, cascade: Pa
         _init_worker(*args)
         yield from map(_work, tasks)
         return
-    yield from process_map(_work, tasks, n, _crashed, initializer=_init_pool_worker, initargs=args)
+    yield from process_map(_work, tasks, n, _crashed, initializer=_init_pool_worker, initargs=args,
+                           window=params.window * n)
 
 
 # --- shards: the same per-image work, split for a cluster (flows/dask.py maps them) ----------
@@ -250,6 +259,8 @@ def _crop(params: CropParams, manifest, raw: Path, out: Path, map_shards, shards
     gone = old_sources[~old_sources["md5"].isin(ids)]
     old_sources = old_sources[old_sources["md5"].isin(ids)]
     old_faces = old_faces[old_faces["md5"].isin(ids)]
+    writer, old_faces, unreadable = open_store(out, old_faces, params.size)
+    old_sources = old_sources[~old_sources["md5"].isin(unreadable)]
     result.removed, result.reused = len(gone), len(old_sources)
     done = set(old_sources["md5"])
     tasks = [(r.md5, str(r.id), str(raw / r.path)) for r in manifest.itertuples(index=False) if r.md5 not in done]
@@ -259,21 +270,28 @@ def _crop(params: CropParams, manifest, raw: Path, out: Path, map_shards, shards
         from pipeline.crop.cascade import ensure_cascade
 
         cascade = ensure_cascade(params.cascade_url, params.cascade_sha256, params.cascade_file)
-    rows, sources = [], []
-    outcomes = (run_sharded(tasks, params, cascade, out, map_shards, shards) if map_shards and tasks
-                else run_tasks(tasks, params, cascade, out))
-    for o in tqdm(outcomes, total=len(tasks), unit="img",
-                  desc=f"crop ({params.detector})", disable=not tasks):
-        result.images += 1
-        rows.extend(o.rows)
-        sources.append({"md5": o.md5, "source_id": o.source_id, "status": o.status, "faces": len(o.rows), "config": digest})
-        if o.status != "ok":
-            result.skipped[o.status] += 1
-        result.converted.update(o.converted)
-        result.dropped.update(o.dropped)
+    try:
+        rows, sources = [], []
+        outcomes = (run_sharded(tasks, params, cascade, out, map_shards, shards) if map_shards and tasks
+                    else run_tasks(tasks, params, cascade, out))
+        for o in tqdm(outcomes, total=len(tasks), unit="img",
+                      desc=f"crop ({params.detector})", disable=not tasks):
+            result.images += 1
+            for row, pixels in zip(o.rows, o.pixels):  # in task order: the store's bytes do not depend on the workers
+                row["row"] = writer.append(pixels)
+            rows.extend(o.rows)
+            sources.append({"md5": o.md5, "source_id": o.source_id, "status": o.status, "faces": len(o.rows), "config": digest})
+            if o.status != "ok":
+                result.skipped[o.status] += 1
+            result.converted.update(o.converted)
+            result.dropped.update(o.dropped)
+        writer.close()  # synced: the rows reach the disk before the index names them
+    finally:
+        writer.close(sync=False)
 
     new = pd.DataFrame(rows, columns=INDEX_COLUMNS)
     faces = _concat(old_faces, new)
+    faces["row"] = faces["row"].astype("int64")
     faces["source_id"] = faces["md5"].map(ids)  # a re-scraped post keeps its faces under its current id
     index, duplicates = split_duplicates(faces, params.dedupe_distance)
     index = index.sort_values("face_id", kind="stable").reset_index(drop=True)
@@ -282,11 +300,60 @@ def _crop(params: CropParams, manifest, raw: Path, out: Path, map_shards, shards
                          f"skipped: {dict(result.skipped)}); for already-cropped faces use -S crop.detector=none")
     all_sources = _concat(old_sources, pd.DataFrame(sources, columns=SOURCE_COLUMNS))
     state.commit(out, index, duplicates.sort_values("face_id").reset_index(drop=True),
-                 all_sources.sort_values("md5").reset_index(drop=True), digest)
-    state.remove_orphans(out, {Path(str(p)).name for p in faces["path"]})
+                 all_sources.sort_values("md5").reset_index(drop=True), digest,
+                 {"gen": writer.header.gen, "rows": writer.rows})
+    state.remove_orphans(out, {Path(str(p)).name for p in faces["path"] if p})
     result.duplicates = len(duplicates)
     result.faces, result.new_faces = len(index), len(new)
     return result
+
+
+def open_store(out: Path, old_faces, size: int):
+    """(writer, old faces with their rows in it, md5s of sources to redo): the committed store to
+    append to when every kept face is in it and at most a quarter of its rows are dead (faces of
+    removed sources), else a new generation (staged) holding the kept faces, copied from the old
+    store or, in a folder from before the store, read from their face files (a file that does not
+    read as a ``size`` px face gets its source redone)."""
+    import numpy as np
+    from PIL import Image
+
+    from pipeline.core import facestore
+    from pipeline.core.layout import STORE
+    from pipeline.crop import state
+
+    committed, head = state.store_of(out), facestore.read_header(out / STORE)
+    usable = (committed is not None and head is not None and head.gen == committed["gen"]
+              and (head.height, head.width) == (size, size) and len(old_faces) and (old_faces["row"] >= 0).all())
+    if usable and int(committed["rows"]) - len(old_faces) <= int(committed["rows"]) // 4:
+        return facestore.StoreWriter(out / STORE, size, size, rows=int(committed["rows"]), fresh=False), old_faces, set()
+    writer = facestore.StoreWriter(state.staged(out, STORE), size, size)
+    old_faces = old_faces.sort_values(["row", "face_id"], kind="stable").reset_index(drop=True)
+    old = facestore.open_store(out / STORE, int(committed["rows"])) if usable else None
+    bad = set()
+    if old is None:  # from face files: the sources whose files are not ``size`` px faces are redone
+        for md5, path in zip(old_faces["md5"], old_faces["path"]):
+            try:
+                with Image.open(out / Path(str(path)).name) as im:
+                    ok = im.size == (size, size)  # the header only: pixels are read once, below
+            except OSError:
+                ok = False
+            if not ok:
+                bad.add(md5)
+        old_faces = old_faces[~old_faces["md5"].isin(bad)].reset_index(drop=True)
+    rows, contents = [], []
+    for row, path in zip(old_faces["row"], old_faces["path"]):
+        if old is not None:
+            face = np.asarray(old[int(row)])
+        else:
+            try:
+                with Image.open(out / Path(str(path)).name) as im:
+                    face = np.asarray(im.convert("RGB"), dtype=np.uint8)
+            except OSError as e:
+                raise StageError(f"{out / Path(str(path)).name} is damaged ({e}); delete it and run crop again "
+                                 "(its picture is redone)") from None
+        contents.append(facestore.face_content(face))
+        rows.append(writer.append(face))
+    return writer, old_faces.assign(row=np.asarray(rows, dtype=np.int64), content=contents), bad
 
 
 def run_crop(params, map_shards=None, shards: int = 1) -> CropResult:

@@ -2,7 +2,12 @@
 previous faces and index usable, and the next run finishes the work as if nothing had happened.
 
 How:
-- faces are written under config-addressed names (``<face_id>.<config digest[:8]>.<format>``), so a
+- every face's pixels go to the packed store ``faces.u8`` (pipeline/core/facestore.py): appended in
+  place after its committed rows when the config is unchanged, or written as a new generation
+  ``.faces.u8.next`` that is moved into place after the commit (a config change, a compaction);
+  the commit record names the store's generation and committed row count, so rows a killed run
+  appended are cut off and a staged generation no commit names is removed;
+- per-face files (``crop.pngs``) are written under config-addressed names (``<face_id>.<config digest[:8]>.<format>``), so a
   run with another config never overwrites a file the current index names (``face_id`` itself, the
   key of labels/manual.csv and the labelling page, does not change);
 - ``sources.parquet`` and ``duplicates.parquet`` are staged beside their final names, then
@@ -29,17 +34,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline.core.errors import StageError
-from pipeline.core.layout import DUPLICATES, INDEX, SOURCES
+from pipeline.core.layout import CROP_RECORD, DUPLICATES, INDEX, SOURCES, STAGED, STORE
 
 log = logging.getLogger(__name__)
 INDEX_COLUMNS = ["face_id", "source_id", "md5", "x", "y", "w", "h", "score", "detector", "size", "path",
-                 "crop_left", "crop_top", "crop_side", "border", "dhash"]
+                 "crop_left", "crop_top", "crop_side", "border", "dhash", "row", "content"]
 SOURCE_COLUMNS = ["md5", "source_id", "status", "faces", "config"]
 # <md5[:16]>_<k>[.<config digest[:8]>].<format>; the form without the digest is the one before it
 FACE_FILE = re.compile(r"^[0-9a-f]{16}_\d+(\.[0-9a-f]{8})?\.(png|webp|jpg)$")
 TABLES = (SOURCES, DUPLICATES)           # staged, then moved in after the index (the commit)
-STAGED = ".next"                         # <table>.next: written before the commit
-RECORD = b"boorugan.crop"                # key of the commit record in the index's Parquet metadata
+RECORD = CROP_RECORD                     # key of the commit record in the index's Parquet metadata
 # pipeline/core/atomic.py's temporary names: .<name>[.<pid>@<host>].<random>.tmp (older writers had no pid@host)
 TMP = re.compile(r"^\.(?P<name>.+?)(?:\.\d+@[A-Za-z0-9-]+)?\.[A-Za-z0-9_]{8}\.tmp$")
 FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -56,7 +60,8 @@ def staged(out: Path, table: str) -> Path:
 
 def owned(name: str) -> bool:
     """A name this stage writes in the faces folder; nothing else there is ever removed."""
-    return bool(FACE_FILE.match(name)) or name in (INDEX, *TABLES) or name in {staged(Path(), t).name for t in TABLES}
+    return (bool(FACE_FILE.match(name)) or name in (INDEX, STORE, *TABLES)
+            or name in {staged(Path(), t).name for t in (*TABLES, STORE)})
 
 
 def _sha(path: Path) -> str | None:
@@ -86,11 +91,13 @@ def _write_index(path: Path, index, record: dict) -> None:
         pq.write_table(table, tmp)
 
 
-def commit(out: Path, index, duplicates, sources, digest: str) -> None:
-    """Stage the two tables, replace the index (the commit), then move the tables into place."""
+def commit(out: Path, index, duplicates, sources, digest: str, store: dict) -> None:
+    """Stage the two tables, replace the index (the commit), then move the tables (and a new store
+    generation) into place. ``store``: {"gen", "rows"} of the store the rows are in (written and
+    synced by the caller, at ``faces.u8`` or staged)."""
     from pipeline.core.atomic import write_parquet
 
-    record = {"config": digest}
+    record = {"config": digest, "store": store}
     for table, frame in ((SOURCES, sources), (DUPLICATES, duplicates)):
         write_parquet(staged(out, table), frame)
         record[table] = _sha(staged(out, table))
@@ -111,7 +118,11 @@ def _sync_dir(folder: Path) -> None:
 
 def finish(out: Path, record: dict) -> bool:
     """Move the staged tables of a committed index into place; False when a table matches neither
-    copy (the folder was changed by hand or by an older version): its state cannot be trusted."""
+    copy (the folder was changed by hand or by an older version): its state cannot be trusted.
+    The store: the generation the record names is moved into place and cut to its committed rows;
+    a staged generation it does not name is removed."""
+    if not _finish_store(out, record.get("store")):
+        return False
     for table in TABLES:
         final, next_ = out / table, staged(out, table)
         if _sha(final) == record[table]:
@@ -121,6 +132,32 @@ def finish(out: Path, record: dict) -> bool:
         else:
             return False
     return True
+
+
+def _finish_store(out: Path, store: dict | None) -> bool:
+    from pipeline.core.facestore import read_header, truncate_to
+
+    final, next_ = out / STORE, staged(out, STORE)
+    if store is None:  # a commit from before the store: nothing of it to trust or finish
+        next_.unlink(missing_ok=True)
+        return True
+    head, staged_head = read_header(final), read_header(next_)
+    if staged_head is not None and staged_head.gen == store["gen"] and (head is None or head.gen != store["gen"]):
+        os.replace(next_, final)
+        head = staged_head
+    else:
+        next_.unlink(missing_ok=True)
+    if head is None or head.gen != store["gen"]:
+        return False
+    truncate_to(final, head, int(store["rows"]))
+    return True
+
+
+def store_of(out: Path) -> dict | None:
+    """{"gen", "rows"} of the committed store (after ``finish``), None when there is none."""
+    index = out / INDEX
+    record = record_of(index) if index.is_file() else None
+    return (record or {}).get("store")
 
 
 def load_state(out: Path, digest: str, size: int):
@@ -156,6 +193,12 @@ def load_state(out: Path, digest: str, size: int):
     # an index written just before a crash may hold faces of sources not yet recorded: redo those
     faces = faces[faces["md5"].isin(set(sources["md5"]))]
     bad = unusable(out, faces, size, check_pixels=record is None)
+    store = (record or {}).get("store")
+    if store is None or "row" not in faces:  # from before the store: the caller packs the face files
+        faces = faces.assign(row=-1, content="")
+    else:  # a row the committed store does not hold (a hand-edited index) costs its image a redo
+        rows = pd.to_numeric(faces["row"], errors="coerce")
+        bad |= set(faces["md5"][~rows.between(0, int(store["rows"]) - 1)])
     if bad:
         log.warning("%d faces in %s are missing or not %d px; redoing their %d images",
                     int(faces["md5"].isin(bad).sum()), out, size, len(bad))
@@ -163,17 +206,19 @@ def load_state(out: Path, digest: str, size: int):
 
 
 def unusable(out: Path, faces, size: int, check_pixels: bool) -> set[str]:
-    """md5s of sources with a face whose file is gone or of another size (read from the file
-    itself only for folders without commit records: a committed file's name says its config)."""
+    """md5s of sources with a face of another size or whose face file (when it has one: ``crop.pngs``)
+    is gone; sizes are read from the files only for folders without commit records (a committed
+    file's name says its config)."""
     from PIL import Image
 
     present = set(os.listdir(out))
-    bad = set()
-    for md5, path, rows_size in zip(faces["md5"], faces["path"], faces["size"]):
-        name = Path(str(path)).name
-        if name not in present or int(rows_size) != size:
-            bad.add(md5)
-        elif check_pixels:
+    names = faces["path"].fillna("").astype(str).map(lambda p: Path(p).name if p else "")
+    missing = (names != "") & ~names.isin(present)
+    bad = set(faces["md5"][missing | (faces["size"].astype(int) != size)])
+    if check_pixels:
+        for md5, name in zip(faces["md5"], names):
+            if md5 in bad or not name:
+                continue
             try:
                 with Image.open(out / name) as im:
                     if im.size != (size, size):
@@ -240,7 +285,7 @@ def settle_staged(out: Path) -> None:
         if record is not None:
             finish(out, record)
         else:
-            for table in TABLES:
+            for table in (*TABLES, STORE):
                 staged(out, table).unlink(missing_ok=True)
 
 

@@ -77,22 +77,24 @@ def _snapshot(params: ScrapeParams, out: Path, result: ScrapeResult, plan, sourc
     rows: list[dict] = []
     staged: list[str] = []
     seen: set[str] = {r["md5"] for r in others}
+    scanned: list[tuple] = []  # what was learnt of each local file, for the next run (pipeline/scrape/filescan.py)
     for item in tqdm(source.load()(params), desc=f"scrape ({params.source})", unit="img"):
         if isinstance(item, Skip):
             result.skipped[item.reason] += 1
             continue
-        probed = probe_image(item.data, params.max_pixels)
+        md5, probed = _examine(item, out, params)
+        if item.stat is not None:
+            scanned.append((item.origin, *item.stat, md5, *(probed if md5 else (None, None)), None if md5 else probed))
         if isinstance(probed, str):
             log.warning("skipping %s: %s", item.origin, probed)
             result.skipped[probed] += 1
             continue
-        md5 = hashlib.md5(item.data).hexdigest()
         if md5 in seen:
             result.duplicates += 1
             continue
         seen.add(md5)
         name = f"{md5}.{item.ext}"
-        if workspace.stage_file(out, name, item.data):
+        if workspace.stage_file(out, name, item.read):  # an unchanged file already stored is not read
             staged.append(name)
         rows.append({"id": md5, "md5": md5, "ext": item.ext, "width": probed[0], "height": probed[1],
                      "source": params.source, "origin": item.origin, "path": name, **item.meta})
@@ -101,8 +103,29 @@ def _snapshot(params: ScrapeParams, out: Path, result: ScrapeResult, plan, sourc
     manifest = pd.DataFrame(rows + others)
     manifest["id"] = manifest["id"].astype(str)
     workspace.commit(out, manifest, plan, staged)
+    if source.remember is not None:
+        source.remember(params, scanned)
     result.kept, result.manifest = len(rows) + len(others), out / MANIFEST
     return result
+
+
+def _examine(item, out: Path, params: ScrapeParams):
+    """(md5, (width, height)) of a usable candidate, (None, reason) of one that does not decode. An
+    unchanged local file the last run examined is taken at its word, unless its stored copy is gone."""
+    from pipeline.core.layout import INCOMING
+
+    k = item.known
+    if k is not None and isinstance(k.get("reason"), str):
+        return None, k["reason"]
+    if k is not None and isinstance(k.get("md5"), str):
+        name = f"{k['md5']}.{item.ext}"
+        if (out / name).is_file() or (out / INCOMING / name).is_file():
+            return k["md5"], (int(k["width"]), int(k["height"]))
+    data = item.read()
+    probed = probe_image(data, params.max_pixels)
+    if isinstance(probed, str):
+        return None, probed
+    return hashlib.md5(data).hexdigest(), probed
 
 
 def run_scrape(params, mode: Mode = "own") -> ScrapeResult:

@@ -276,13 +276,14 @@ def begin(out: Path) -> None:
             p.unlink()
 
 
-def stage_file(out: Path, name: str, data: bytes) -> bool:
-    """Store a new file of a snapshot run where no manifest looks; False if ``name`` is in place already."""
+def stage_file(out: Path, name: str, data) -> bool:
+    """Store a new file of a snapshot run where no manifest looks; False if ``name`` is in place already.
+    ``data``: the bytes, or a function that reads them (called only when the file is new)."""
     from pipeline.core.atomic import write_bytes
 
     if (out / name).exists() or (out / INCOMING / name).exists():
         return False
-    write_bytes(out / INCOMING / name, data)
+    write_bytes(out / INCOMING / name, data() if callable(data) else data)
     return True
 
 

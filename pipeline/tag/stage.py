@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.core.device import resolve_device
+from pipeline.core.errors import StageError
 from pipeline.core.layout import PROB_PREFIX
 from pipeline.tag.params import TagParams
 
@@ -116,6 +117,9 @@ def tag(params: TagParams, faces_dir: str | Path, out_path: str | Path, map_shar
                     "(weights: tag.weights_dir or $BOORUGAN_CACHE/i2v)", out_path)
         write_parquet(out_path, empty_table(params))
         return result
+    if (index["path"].fillna("").astype(str) == "").any():
+        raise StageError(f"the tagger reads face files, and {faces / INDEX} lists faces cropped without them "
+                         "(crop.pngs: false); set -S crop.pngs=true and run crop again, or leave tag.enabled off")
     import torch
 
     from pipeline.tag.taggers import load_tagger

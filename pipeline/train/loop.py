@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import logging
 import time
@@ -256,10 +257,19 @@ class _Faces:
     """The training set on the device as uint8 (normalised a batch at a time) and how a batch of
     this family is made from it."""
 
-    def __init__(self, images: np.ndarray, labels, sketches: np.ndarray | None, dev: torch.device, spec: ModelSpec):
+    def __init__(self, images: np.ndarray, labels, sketches: np.ndarray | None, dev: torch.device, spec: ModelSpec,
+                 cache_bytes: int | None = None):
         self.fam = FAMILIES[spec.family]
-        self.data = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous().to(dev)
-        self.n, self.channels, self.size, _ = self.data.shape
+        self.dev = dev
+        # resident: every face on the device once (fast); else streamed: each batch's rows read from
+        # ``images`` (crop's mapped store) and copied over, so memory does not grow with the faces
+        self.resident = cache_bytes is None or images.nbytes <= cache_bytes
+        self.host = None if self.resident else images
+        if self.resident:
+            self.data = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous().to(dev)
+            self.n, self.channels, self.size, _ = self.data.shape
+        else:
+            self.n, self.size, _, self.channels = images.shape
         self.codes = torch.from_numpy(labels.codes).to(dev) if labels is not None else None
         self.sk = torch.from_numpy(np.ascontiguousarray(sketches))[:, None].to(dev) if sketches is not None else None
         if self.fam.sketches != (self.sk is not None) or self.fam.labels != (self.codes is not None):
@@ -268,7 +278,7 @@ class _Faces:
     def batch(self, idx: torch.Tensor, z: torch.Tensor | None, sizes: list[int], layout: Callable = lambda x: x) -> Batch:
         """The batch of images ``idx`` (uint8 on the device, normalised here) and noise ``z``;
         ``layout``: the fast path's memory format for image tensors."""
-        b = Batch(layout(_to_unit(self.data.index_select(0, idx))))
+        b = Batch(layout(_to_unit(self.pixels(idx))))
         if self.fam.sketches:
             b.sketch = layout(_to_unit(self.sk.index_select(0, idx)))
         else:
@@ -278,11 +288,20 @@ class _Faces:
             b.c = one_hot(b.codes, sizes)
         return b
 
+    def pixels(self, idx: torch.Tensor) -> torch.Tensor:
+        """N x C x H x W uint8 faces ``idx`` on the device: the same values resident or streamed."""
+        if self.resident:
+            return self.data.index_select(0, idx)
+        x = torch.from_numpy(self.host[idx.cpu().numpy()])
+        if self.dev.type == "cuda":
+            x = x.pin_memory().to(self.dev, non_blocking=True)
+        return x.permute(0, 3, 1, 2).contiguous()
+
     def fixed(self, gan: GAN, seed: int) -> Batch:
         """The per-epoch grids' inputs (pipeline/train/sampling.py ``epoch_inputs``): grids do not
         depend on resuming; sketch2image draws from the first training faces' sketches."""
         b = epoch_inputs(Sampler(gan.G, gan.meta), seed, _to_unit(self.sk[:32]) if self.fam.sketches else None)
-        b.real = _to_unit(self.data[:64])
+        b.real = _to_unit(self.pixels(torch.arange(min(64, self.n), device=self.dev)))
         return b
 
 
@@ -350,7 +369,7 @@ def train(images: np.ndarray, spec: ModelSpec, out_dir: str | Path, *, labels=No
           seed: int = 0, device: str = "auto", resume: str = "auto", data_id: str = "",
           snapshot_every: int | None = None, callbacks: tuple[Callback, ...] = (),
           fast: FastOptions = FastOptions(), dist: Dist = Dist(), on_damaged: str = "restart",
-          init_from: str | Path | None = None) -> dict[str, Any]:
+          init_from: str | Path | None = None, cache_bytes: int | None = None) -> dict[str, Any]:
     """Train ``spec`` on NHWC uint8 ``images`` (+ ``labels``: datasets.Labels, + N x H x W uint8
     ``sketches``); write samples/, losses.csv and checkpoint.pt to ``out_dir``, and G of every
     ``snapshot_every``-th epoch to checkpoints/epoch_NNN.pt (for metric-vs-step curves). A run
@@ -358,23 +377,29 @@ def train(images: np.ndarray, spec: ModelSpec, out_dir: str | Path, *, labels=No
     in previous/ (pipeline/train/rundir.py). ``on_damaged``: restart | stop, for a checkpoint that
     does not load. ``init_from``: a checkpoint whose G, D and EMA a fresh run starts from (transfer; a
     resumed run continues its own). ``fast``: the fast path's knobs (pipeline/train/fastpath.py). ``dist``: this
-    process's DDP rank (pipeline/train/distributed.py); every rank calls this, rank 0 alone writes."""
+    process's DDP rank (pipeline/train/distributed.py); every rank calls this, rank 0 alone writes.
+    ``cache_bytes``: faces larger than this are streamed from ``images`` (a mapped store) a batch at a
+    time instead of copied onto the device (None: always copied); the weights are the same either way."""
     dev = dist.device(resolve_device(device))
     plan = choose(fast, device=dev, dragan=bool(spec.dragan), penalties=bool(spec.r1 or spec.r2), world=dist.world)
     with plan.backend():
         return _run(images, spec, Path(out_dir), labels, sketches, seed, dev, resume, data_id, snapshot_every,
-                    callbacks, plan, dist, on_damaged, init_from)
+                    callbacks, plan, dist, on_damaged, init_from, cache_bytes)
 
 
 def _run(images, spec: ModelSpec, out: Path, labels, sketches, seed: int, dev: torch.device, resume: str, data_id: str,
          snapshot_every: int | None, callbacks: tuple[Callback, ...], plan: Plan, dist: Dist,
-         on_damaged: str = "restart", init_from: str | Path | None = None) -> dict[str, Any]:
+         on_damaged: str = "restart", init_from: str | Path | None = None, cache_bytes: int | None = None) -> dict[str, Any]:
     # 1. data on the device, nets in their final layout, then the optimisers
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
         rundir.recover(out)  # what a killed run left: a half-done start-over, temporary files
     torch.manual_seed(seed)  # the same initial weights on every rank
-    faces = _Faces(images, labels, sketches, dev, spec)
+    faces = _Faces(images, labels, sketches, dev, spec, cache_bytes)
+    if not faces.resident:
+        log.info("%s: %.1f GB of faces stream from the store a batch at a time (train.cache_gb)", out.name, images.nbytes / 1e9)
+        if plan.graph:  # a CUDA graph cannot hold the host read of each batch
+            plan = dataclasses.replace(plan, graph=False, notes=[*plan.notes, "no CUDA graph: faces are streamed"])
     shard = faces.n // dist.world  # this rank's share of each epoch
     if shard < 1:
         raise StageError(f"{faces.n} images cannot be shared among {dist.world} processes")

@@ -70,7 +70,7 @@ def _train(params: Params, name: str, spec: ModelSpec, fast: FastOptions, dist: 
     source = init_source(params, name, spec)
     kw = dict(init_from=source, labels=labels, sketches=sketches, seed=params.train.seed, device=params.train.device,
               resume=params.train.resume, data_id=data_id, snapshot_every=params.evaluate.every_epochs, fast=fast, dist=dist,
-              on_damaged=params.train.on_damaged)
+              on_damaged=params.train.on_damaged, cache_bytes=int(params.train.cache_gb * 1e9))
     if not dist.main:
         return train(faces.images, spec, out, **kw)
     logged = {"model": name, "seed": params.train.seed, "device": params.train.device, "fast": fast.fast,

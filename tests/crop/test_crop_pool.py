@@ -29,3 +29,24 @@ def add_offset(x: int) -> int:
 
 def test_initializer_runs_in_each_worker():
     assert sorted(process_map(add_offset, [1, 2, 3], 2, on_crash=lambda x: None, initializer=_init, initargs=(100,))) == [101, 102, 103]
+
+
+def test_results_come_in_task_order_even_past_a_crash():
+    """Order matters to crop's face store (rows are written as results come)."""
+    out = list(process_map(square_or_die, range(40), 2, on_crash=lambda x: -x, window=3))
+    assert out == [-13 if x == 13 else x * x for x in range(40)]
+
+
+def test_tasks_are_drawn_in_a_bounded_window():
+    """A generator of tasks is not drained up front: at most ``window`` are ahead of the consumer."""
+    drawn = []
+
+    def tasks():
+        for x in range(50):
+            drawn.append(x)
+            yield x
+
+    results = process_map(add_offset, tasks(), 2, on_crash=lambda x: None, initializer=_init, initargs=(0,), window=4)
+    first = next(results)
+    assert first == 0 and len(drawn) <= 5, drawn
+    assert [first, *results] == list(range(50))

@@ -15,7 +15,7 @@ from test_crop_stage import none_params, picture, write_raw
 
 from pipeline.core.atomic import write_parquet
 from pipeline.core.errors import StageError
-from pipeline.core.layout import DUPLICATES, INDEX, SOURCES
+from pipeline.core.layout import DUPLICATES, INDEX, SOURCES, STORE
 from pipeline.crop import state
 from pipeline.crop.stage import config_digest, crop, effective
 
@@ -47,13 +47,15 @@ def assert_as(folder, ref) -> None:
 
 def committed_but_not_finished(raw, out, size: int) -> None:
     """The state a kill between the index's rename and moving the tables into place leaves: new
-    faces, new index, both tables still staged (what ``state.commit`` does, stopped before ``finish``)."""
+    faces, new index, both tables and the new store generation still staged (what ``state.commit``
+    does, stopped before ``finish``)."""
     tmp = out.parent / "scratch"
     crop(none_params(size=size), raw, tmp)
     for p in tmp.iterdir():
-        if p.name not in (INDEX, SOURCES, DUPLICATES):
+        if p.name not in (INDEX, SOURCES, DUPLICATES, STORE):
             shutil.copy2(p, out / p.name)
-    record = {"config": config_digest(effective(none_params(size=size)))}
+    shutil.copy2(tmp / STORE, state.staged(out, STORE))
+    record = {"config": config_digest(effective(none_params(size=size))), "store": state.store_of(tmp)}
     for table in state.TABLES:
         shutil.copy2(tmp / table, state.staged(out, table))
         record[table] = state._sha(state.staged(out, table))

@@ -21,7 +21,7 @@ import pytest
 from faults.harness import ROOT, cli, fill, kill_when, rng, run, small_disk, stray_tmp, tree
 from PIL import Image
 
-from pipeline.core.layout import INDEX
+from pipeline.core.layout import INDEX, STORE
 
 from conftest import path_overrides
 
@@ -173,9 +173,11 @@ def test_train_runs_on_what_a_rerun_after_a_kill_left(world, tmp_path):
 
 
 def test_a_full_disk_during_a_size_change_keeps_the_previous_faces(world):
-    """Faces of several pages each (96 px), and room for about half of them beside the old ones."""
+    """Faces of several pages each (96 px), and room for about half of them (their files and their
+    rows in the packed store) beside the old ones."""
     big = 96
-    pages = sum(-(-p.stat().st_size // 4096) * 4096 for p in world.reference(big).glob("*.png"))
+    pages = sum(-(-p.stat().st_size // 4096) * 4096 for p in (*world.reference(big).glob("*.png"),
+                                                              world.reference(big) / STORE))
     with small_disk(2 * pages / 2**20 + 2) as disk:
         faces = disk / "faces"
         shutil.copytree(world.reference(OLD), faces)

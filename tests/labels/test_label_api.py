@@ -219,3 +219,23 @@ def test_cli_binds_loopback_by_default_and_prints_the_url(world, tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_faces_cropped_without_files_are_served_from_the_packed_store(tmp_path):
+    """crop.pngs off: the page draws each face from faces.u8, the same pixels a PNG would hold."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from pipeline.core.datasets import load_faces
+
+    params = toy_params(tmp_path, count=6, extra=["crop.pngs=false"])
+    assert not list(Path(params.paths.faces).glob("*.png"))
+    faces = load_faces(params.paths.faces)
+    with label_server(params) as url:
+        for k in (0, 5):
+            r = requests.get(f"{url}api/faces/{faces.ids[k]}/image", timeout=10)
+            assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+            np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB")), faces.images[k])
+        assert requests.get(f"{url}api/faces/nope/image", timeout=10).status_code == 404

@@ -74,3 +74,44 @@ def test_empty_folder_is_an_error_that_writes_nothing(tmp_path):
     with pytest.raises(StageError, match="no usable image"):
         scrape(ScrapeParams(source="folder", folder=str(tmp_path / "empty")), tmp_path / "raw")
     assert not (tmp_path / "raw" / MANIFEST).exists()
+
+
+def test_a_rerun_reads_only_files_whose_size_mtime_or_inode_changed(folder, tmp_path):
+    """Files unchanged by (size, mtime, inode) are taken from the last run's scan, not read: one
+    rewritten behind the stat's back (same size, mtime put back) keeps its old md5, which proves
+    it was not read; touching it, or any real change, is noticed."""
+    import os
+
+    out = tmp_path / "raw"
+    params = ScrapeParams(source="folder", folder=str(folder))
+    first = scrape(params, out)
+    before = pd.read_parquet(out / MANIFEST).sort_values("origin").reset_index(drop=True)
+    b = folder / "b.jpeg"
+    st = b.stat()
+    save(folder / "d.png", "PNG", seed=5)  # a new file
+    again = scrape(params, out)
+    assert (again.kept, again.duplicates, dict(again.skipped)) == (first.kept + 1, 1, dict(first.skipped))
+    after = pd.read_parquet(out / MANIFEST).sort_values("origin").reset_index(drop=True)
+    pd.testing.assert_frame_equal(after[~after["origin"].str.endswith("d.png")].reset_index(drop=True), before)
+
+    data = bytearray(b.read_bytes())
+    data[-3] ^= 0x55  # the same size, other content; mtime put back: not noticed (documented)
+    b.write_bytes(bytes(data))
+    os.utime(b, ns=(st.st_atime_ns, st.st_mtime_ns))
+    scrape(params, out)
+    row = pd.read_parquet(out / MANIFEST).set_index("origin").loc[str(b)]
+    assert row["md5"] == before.set_index("origin").loc[str(b), "md5"]  # not read
+    os.utime(b)  # touched: read again
+    scrape(params, out)
+    row = pd.read_parquet(out / MANIFEST).set_index("origin").loc[str(b)]
+    assert row["md5"] == hashlib.md5(bytes(data)).hexdigest()
+
+
+def test_a_stored_copy_that_is_gone_is_read_again(folder, tmp_path):
+    out = tmp_path / "raw"
+    params = ScrapeParams(source="folder", folder=str(folder))
+    scrape(params, out)
+    manifest = pd.read_parquet(out / MANIFEST)
+    (out / manifest["path"].iloc[0]).unlink()
+    scrape(params, out)
+    assert (out / manifest["path"].iloc[0]).is_file()

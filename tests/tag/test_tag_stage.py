@@ -121,3 +121,10 @@ def test_vocabulary_params_are_validated():
         VocabularyParams(groups={"a": {"x": "t"}}, binary={})
     with pytest.raises(ValidationError, match="must match"):
         VocabularyParams(groups={}, binary={"Bad Name": "t"})
+
+
+def test_faces_cropped_without_files_are_refused_with_the_setting_to_change(weights, tmp_path):
+    scrape(ScrapeParams(source="toy", toy=ToySource(count=3, size=32)), tmp_path / "raw")
+    crop(CropParams(detector="none", size=32, pngs=False), tmp_path / "raw", tmp_path / "faces")
+    with pytest.raises(StageError, match="crop.pngs=true"):
+        tag(params_for(weights[0]), tmp_path / "faces", tmp_path / "t.parquet")

@@ -22,7 +22,7 @@ def create_app(params):
     """The app for ``params`` (paths.faces, paths.tags, labels.*, label.*); reads the index once."""
     import pandas as pd
     from fastapi import Body, HTTPException, Query
-    from fastapi.responses import FileResponse
+    from fastapi.responses import FileResponse, Response
 
     from pipeline.core.inputs import read_parquet
     from pipeline.core.layout import INDEX, MANIFEST
@@ -38,7 +38,9 @@ def create_app(params):
     vocab, lp, ui = params.tag.vocabulary, params.labels, params.label
     store = ManualStore(lp.manual, vocab, index, manifest)
     store.read()  # a broken manual.csv stops the server at start, with its line numbers
-    images = {str(f): faces_dir / Path(str(p)).name for f, p in zip(index["face_id"], index["path"])}
+    # a face cropped with crop.pngs off has no file (path ""): its image is drawn from the packed store
+    images = {str(f): faces_dir / Path(str(p)).name if p else None for f, p in zip(index["face_id"], index["path"])}
+    rows = dict(zip(index["face_id"].astype(str), index["row"])) if "row" in index else {}
     predictions = load_predictions(params.paths.tags, vocab, lp.threshold)
     booru = danbooru_labels(index, manifest, vocab) if "danbooru" in lp.precedence else {}
     folder = folder_labels(index, manifest, vocab) if "folder" in lp.precedence else {}  # bad ones stop it here
@@ -104,9 +106,12 @@ def create_app(params):
 
     @app.get("/api/faces/{face_id}/image")
     def image(face_id: str):
-        path = images.get(face_id)
-        if path is None:
+        if face_id not in images:
             raise HTTPException(404, f"no face {face_id!r} in {index_path}")
+        path = images[face_id]
+        if path is None:
+            return Response(store_png(faces_dir, int(rows[face_id])), media_type="image/png",
+                            headers={"Cache-Control": "max-age=3600"})
         if not path.is_file():
             raise HTTPException(410, f"face {face_id!r} is in the index but {path.name} is gone: run the crop stage again")
         return FileResponse(path, media_type=IMAGE_TYPES.get(path.suffix.lower(), "application/octet-stream"),
@@ -146,3 +151,16 @@ def run_label(params) -> None:
     server = make_server(params, sock)
     print(f"label: open {url_of(sock)} (saving to {params.labels.manual}; Ctrl-C stops)", flush=True)
     server.run(sockets=[sock])
+
+
+def store_png(faces_dir: Path, row: int) -> bytes:
+    """One face of the packed store (pipeline/core/facestore.py) as PNG bytes."""
+    import io
+
+    from PIL import Image
+
+    from pipeline.core.facestore import committed_store, open_store
+
+    buf = io.BytesIO()
+    Image.fromarray(open_store(*committed_store(faces_dir))[row]).save(buf, format="PNG")
+    return buf.getvalue()

@@ -24,6 +24,7 @@ from pathlib import Path
 from pipeline.core.csvrows import numbered_rows
 from pipeline.core.errors import StageError
 from pipeline.core.layout import FOLDER_LABEL, FOLDER_LABEL_ORIGIN
+from pipeline.scrape.filescan import load_scan, save_scan
 from pipeline.scrape.params import ScrapeParams
 from pipeline.scrape.sources.base import Candidate, Skip
 
@@ -146,9 +147,24 @@ def iter_folder(params: ScrapeParams) -> Iterator[Candidate | Skip]:
     paths = sorted(p for p in root.rglob("*") if p.is_file() and p != csv_name)
     images = [p.relative_to(root) for p in paths if p.suffix.lower().lstrip(".") in allowed]
     labels = folder_labels(root, images, params)
-    for path in paths:
+    scan = load_scan(root, params.max_pixels)
+    where = scan.index.get_indexer([str(p) for p in paths])  # each file's row in the last run's scan, or -1
+    last = {c: scan[c].to_numpy() for c in scan.columns}
+    for path, k in zip(paths, where):
         ext = path.suffix.lower().lstrip(".")
         if ext not in allowed:
             yield Skip("extension", str(path))
             continue
-        yield Candidate(path.read_bytes(), "jpg" if ext == "jpeg" else ext, str(path), labels.get(path.relative_to(root), {}))
+        st = path.stat()
+        stat = (st.st_size, st.st_mtime_ns, st.st_ino)
+        known = None
+        if k >= 0 and (int(last["size"][k]), int(last["mtime_ns"][k]), int(last["ino"][k])) == stat:
+            # unchanged since the last run: not read again (pipeline/scrape/filescan.py)
+            known = {c: last[c][k] for c in ("md5", "width", "height", "reason")}
+        yield Candidate(None if known else path.read_bytes(), "jpg" if ext == "jpeg" else ext, str(path),
+                        labels.get(path.relative_to(root), {}), stat=stat, known=known)
+
+
+def remember_folder(params: ScrapeParams, rows: list[tuple]) -> None:
+    """Keep what this run learnt of each file for the next (``iter_folder`` reads it)."""
+    save_scan(Path(params.folder).expanduser(), params.max_pixels, rows)

@@ -15,7 +15,7 @@ from typing import Any
 
 from pipeline.scrape.sources.danbooru import scrape_danbooru
 from pipeline.scrape.sources.danbooru_api import check_params
-from pipeline.scrape.sources.folder import check_folder, iter_folder
+from pipeline.scrape.sources.folder import check_folder, iter_folder, remember_folder
 from pipeline.scrape.sources.toy import iter_toy
 
 
@@ -24,6 +24,7 @@ class Source:
     function: Callable[..., Any]  # the source itself (none imports more than numpy at import time)
     accumulates: bool     # False: yields Candidates (a snapshot); True: stores into out_dir itself
     checker: Callable[[Any], None] | None = None  # (params) -> None, raising StageError; no I/O beyond a stat
+    remember: Callable[[Any, list[tuple]], None] | None = None  # (params, scan rows): what a snapshot run learnt
 
     def load(self) -> Callable[..., Any]:
         return self.function
@@ -35,7 +36,7 @@ class Source:
 
 SOURCES: dict[str, Source] = {
     "toy": Source(iter_toy, accumulates=False),
-    "folder": Source(iter_folder, accumulates=False, checker=check_folder),
+    "folder": Source(iter_folder, accumulates=False, checker=check_folder, remember=remember_folder),
     "danbooru": Source(scrape_danbooru, accumulates=True, checker=check_params),
 }
 
