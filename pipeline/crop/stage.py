@@ -263,7 +263,9 @@ def _crop(params: CropParams, manifest, raw: Path, out: Path, map_shards, shards
     old_sources = old_sources[~old_sources["md5"].isin(unreadable)]
     result.removed, result.reused = len(gone), len(old_sources)
     done = set(old_sources["md5"])
-    tasks = [(r.md5, str(r.id), str(raw / r.path)) for r in manifest.itertuples(index=False) if r.md5 not in done]
+    # by content, not manifest order (a concurrent scrape's order varies): the store's rows then do not
+    # depend on how the pictures arrived, and a sharded crop writes the bytes a single process writes
+    tasks = sorted((r.md5, str(r.id), str(raw / r.path)) for r in manifest.itertuples(index=False) if r.md5 not in done)
 
     cascade = None
     if params.detector in ("lbpcascade", "ensemble") and tasks:
